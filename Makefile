@@ -1,0 +1,35 @@
+# One-command entry points. Each target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench catalogs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/acuse demo
+
+# The IMAP tests need Dovecot; install it when missing (Debian's dovecot-imapd).
+test: $(STAMP)
+	@command -v dovecot >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+catalogs: $(STAMP)
+	$(BIN)/pybabel extract --project=acuse -F babel.cfg -o config/locale/acuse.pot .
+	$(BIN)/pybabel update -D acuse -i config/locale/acuse.pot -d config/locale
+	$(BIN)/pybabel compile -D acuse -d config/locale
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,36 @@
+"""Durations written the way operators write them: ``90s``, ``30m``, ``6h``, ``1d``, ``1h30m``."""
+
+import re
+from datetime import timedelta
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[smhdw]\s*)+$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration such as ``6h`` or ``1h30m``; raise ValueError on anything else."""
+    lowered = text.strip().lower()
+    if not _WHOLE.match(lowered):
+        message = (
+            f"invalid duration {text!r}: write a number and a unit s, m, h, d or w, "
+            "such as 30m or 6h"
+        )
+        raise ValueError(message)
+
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(lowered))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Format a duration in the same notation that parse_duration reads."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, seconds = divmod(seconds, _UNIT_SECONDS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

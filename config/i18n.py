@@ -1,0 +1,66 @@
+"""Translations of everything a person reads, through gettext catalogs.
+
+Message ids are English. ``es_CO`` is the default locale, and any locale that starts with ``en``
+uses the message ids as they are. The active translation lives in a context variable, so the CLI
+sets it once per invocation while alert rendering can use ``translation(locale)`` per project.
+"""
+
+import gettext
+from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
+
+DOMAIN = "acuse"
+LOCALE_DIR = Path(__file__).parent / "locale"
+DEFAULT_LOCALE = "es_CO"
+SUPPORTED_LOCALES = ("es_CO", "en")
+
+_active: ContextVar[gettext.NullTranslations | None] = ContextVar("acuse_translation", default=None)
+
+
+def normalize_locale(locale: str) -> str:
+    """Map a user's locale (``es``, ``es-CO``, ``en_US``, ``EN``) to a supported one.
+
+    Raises ValueError for a language acuse has no catalog for.
+    """
+    cleaned = locale.strip().replace("-", "_")
+    language = cleaned.split("_")[0].lower()
+    if language == "es":
+        return "es_CO"
+    if language == "en":
+        return "en"
+    message = f"unsupported locale {locale!r}: use es_CO (Spanish) or en (English)"
+    raise ValueError(message)
+
+
+@cache
+def translation(locale: str) -> gettext.NullTranslations:
+    """Return the translations for a supported locale; English returns the message ids."""
+    normalized = normalize_locale(locale)
+    if normalized == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[normalized])
+
+
+def activate(locale: str) -> None:
+    """Make ``locale`` the translation that ``_`` and ``ngettext`` use in this context."""
+    _active.set(translation(locale))
+
+
+def active_locale_translation() -> gettext.NullTranslations:
+    """Return the active translation, activating the default locale on first use."""
+    current = _active.get()
+    if current is None:
+        current = translation(DEFAULT_LOCALE)
+        _active.set(current)
+    return current
+
+
+def _(message: str) -> str:
+    """Translate ``message`` into the active locale."""
+    return active_locale_translation().gettext(message)
+
+
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """Translate a message whose form depends on ``count``."""
+    return active_locale_translation().ngettext(singular, plural, count)

@@ -1,0 +1,52 @@
+"""Secrets (passwords, tokens) read from files, never from the configuration file itself.
+
+A bare file name is looked up first in ``$CREDENTIALS_DIRECTORY``, where systemd's
+``LoadCredential=`` places credentials, then in the configuration file's folder. A relative path
+with a folder part, or an absolute path, is read as given (relative to the configuration folder).
+"""
+
+import os
+from pathlib import Path
+
+from config.errors import SecretError
+from config.i18n import _
+from config.settings import Settings
+
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+
+
+def secret_path(settings: Settings, name: str) -> Path:
+    """Return where the secret file ``name`` is read from."""
+    candidate = Path(name)
+    credentials_dir = os.environ.get(CREDENTIALS_ENV)
+    if credentials_dir and candidate.name == name:
+        in_credentials = Path(credentials_dir) / name
+        if in_credentials.exists():
+            return in_credentials
+    return settings.resolve_path(candidate)
+
+
+def read_secret(settings: Settings, name: str, key: str) -> str:
+    """Read the secret file ``name`` named by the setting ``key``, without its final newline.
+
+    Raises SecretError naming the key and the path when the file is missing, unreadable or empty.
+    """
+    path = secret_path(settings, name)
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError as exc:
+        message = _("Secret file {path} for {key} not found: create it or fix {key}.").format(
+            path=path, key=key
+        )
+        raise SecretError(message, key=key) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        message = _("Cannot read secret file {path} for {key}: {error}.").format(
+            path=path, key=key, error=exc
+        )
+        raise SecretError(message, key=key) from exc
+    if not value:
+        message = _("Secret file {path} for {key} is empty: write the secret into it.").format(
+            path=path, key=key
+        )
+        raise SecretError(message, key=key)
+    return value

@@ -1,0 +1,538 @@
+"""The configuration: one TOML file, overridable by ``ACUSE_...`` environment variables.
+
+``load_settings`` is the only entry point. It reads the file, applies environment overrides
+(``ACUSE_DATABASE__URL``, ``ACUSE_DEFAULTS__LOCALE``, ...), validates every key and turns any
+problem into a ConfigError that names the key and the fix.
+"""
+
+import ipaddress
+import os
+import re
+import tomllib
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from config.durations import parse_duration
+from config.errors import ConfigError
+from config.i18n import DEFAULT_LOCALE, _, normalize_locale
+
+CONFIG_ENV = "ACUSE_CONFIG"
+BUILTIN_PROVIDERS_DIR = Path(__file__).parent / "providers"
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_PROJECT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def _to_duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        message = f"unknown time zone {value!r}: use an IANA name such as America/Bogota"
+        raise ValueError(message) from exc
+    return value
+
+
+TimeZoneName = Annotated[str, BeforeValidator(_check_timezone)]
+
+
+def _check_locale(value: str) -> str:
+    return normalize_locale(value)
+
+
+LocaleName = Annotated[str, BeforeValidator(_check_locale)]
+
+
+def _check_email(value: str) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value.strip()):
+        message = f"invalid email address {value!r}: write it as name@domain.example"
+        raise ValueError(message)
+    return value.strip()
+
+
+EmailAddress = Annotated[str, BeforeValidator(_check_email)]
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        message = f"invalid regular expression {value!r}: {exc}"
+        raise ValueError(message) from exc
+    return value
+
+
+Regex = Annotated[str, BeforeValidator(_check_regex)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Security(StrEnum):
+    """How a mail connection is protected."""
+
+    TLS = "tls"
+    STARTTLS = "starttls"
+    PLAIN = "plain"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return whether ``host`` names this machine (``localhost`` or a loopback address)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class DatabaseSettings(_Section):
+    """Where acuse keeps its ledger, sends and matches."""
+
+    url: str = "sqlite:////var/lib/acuse/acuse.db"
+
+
+class ArchiveSettings(_Section):
+    """The folder that keeps every raw message, addressed by its SHA-256."""
+
+    path: Path = Path("/var/lib/acuse/archive")
+
+
+class Defaults(_Section):
+    """Values each project inherits unless it sets its own."""
+
+    locale: LocaleName = DEFAULT_LOCALE
+    timezone: TimeZoneName = "America/Bogota"
+    poll_interval: Duration = timedelta(minutes=5)
+    missing_after: Duration = timedelta(hours=6)
+    orphan_after: Duration = timedelta(hours=24)
+    match_window_before: Duration = timedelta(minutes=15)
+    match_window_after: Duration = timedelta(hours=6)
+    imap_timeout: Duration = timedelta(seconds=60)
+    fetch_batch: int = Field(default=100, ge=1, le=5000)
+
+
+class MailboxSettings(_Section):
+    """The IMAP mailbox and folder where the provider's evidence for one project arrives."""
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = Security.TLS
+    username: str
+    password_file: str
+    folder: str = "INBOX"
+    timeout: Duration | None = None
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> "MailboxSettings":
+        if self.security is Security.PLAIN and not is_loopback_host(self.host):
+            message = (
+                f'security = "plain" sends the password unencrypted, so it is allowed only towards '
+                f'a loopback address, not {self.host!r}: use "tls" or "starttls"'
+            )
+            raise ValueError(message)
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the standard one for the security mode."""
+        if self.port is not None:
+            return self.port
+        return 993 if self.security is Security.TLS else 143
+
+
+SEND_LOG_FIELDS = (
+    "notification_type",
+    "negocio",
+    "inmueble",
+    "client",
+    "recipient",
+    "lleida_copied",
+    "sent_at",
+    "subject",
+    "external_id",
+    "message_id",
+)
+
+
+class SendLogSettings(_Section):
+    """How a project's send log is read: column headers that differ from PACO's defaults."""
+
+    path: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    date_format: str | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(SEND_LOG_FIELDS))
+        if unknown:
+            message = (
+                f"unknown send-log field {unknown[0]!r}: use one of {', '.join(SEND_LOG_FIELDS)}"
+            )
+            raise ValueError(message)
+        return value
+
+
+class ProjectSettings(_Section):
+    """One PACO project: who is alerted, where its evidence arrives and how it is judged."""
+
+    code: str
+    name: str
+    timezone: TimeZoneName | None = None
+    locale: LocaleName | None = None
+    managers: list[EmailAddress] = Field(default_factory=list)
+    provider: str = "lleida"
+    missing_after: Duration | None = None
+    orphan_after: Duration | None = None
+    poll_interval: Duration | None = None
+    match_window_before: Duration | None = None
+    match_window_after: Duration | None = None
+    reference_pattern: Regex | None = None
+    mailbox: MailboxSettings | None = None
+    send_log: SendLogSettings = Field(default_factory=SendLogSettings)
+
+    @field_validator("code")
+    @classmethod
+    def _valid_code(cls, value: str) -> str:
+        if not _PROJECT_CODE.match(value):
+            message = (
+                f"invalid project code {value!r}: use up to 32 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+            raise ValueError(message)
+        return value
+
+    @field_validator("reference_pattern")
+    @classmethod
+    def _one_group_at_most(cls, value: str | None) -> str | None:
+        if value is not None and re.compile(value).groups > 1:
+            message = (
+                f"reference_pattern {value!r} has more than one group: "
+                "keep one group around the reference"
+            )
+            raise ValueError(message)
+        return value
+
+
+class ProviderLabels(_Section):
+    """Certificate labels per field; each list holds the synonyms in every language."""
+
+    certificate_id: list[str]
+    sender: list[str]
+    recipient: list[str]
+    subject: list[str]
+    message_id: list[str]
+    sent_at: list[str]
+    delivered_at: list[str]
+    status: list[str]
+    smtp_detail: list[str]
+    content_hash: list[str]
+    reason: list[str]
+
+
+class ProviderProfile(_Section):
+    """What a certifying provider's evidence looks like. The values are data, not code."""
+
+    name: str
+    sender_domains: list[str]
+    certifying_addresses: list[EmailAddress]
+    timezone: TimeZoneName
+    ignore_subject_patterns: list[Regex]
+    rejection_patterns: list[Regex]
+    failure_patterns: list[Regex]
+    subject_prefixes: list[Regex]
+    labels: ProviderLabels
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _lowercase_domains(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower().strip(".") for domain in value]
+
+
+def _builtin_provider(name: str) -> dict[str, Any]:
+    with (BUILTIN_PROVIDERS_DIR / f"{name}.toml").open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def builtin_provider_names() -> list[str]:
+    """Names of the providers acuse ships a profile for."""
+    return sorted(path.stem for path in BUILTIN_PROVIDERS_DIR.glob("*.toml"))
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one acuse installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACUSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    defaults: Defaults = Field(default_factory=Defaults)
+    providers: dict[str, ProviderProfile] = Field(default_factory=dict)
+    projects: list[ProjectSettings] = Field(default_factory=list)
+
+    _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init arguments; the environment must win over it.
+        return (env_settings, init_settings)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _merge_builtin_providers(cls, value: Any) -> Any:
+        overrides = value if isinstance(value, dict) else {}
+        merged: dict[str, Any] = {}
+        for name in builtin_provider_names():
+            profile = _builtin_provider(name)
+            override = overrides.get(name, {})
+            if isinstance(override, dict):
+                labels = {**profile.get("labels", {}), **override.get("labels", {})}
+                profile = {**profile, **override, "labels": labels}
+            merged[name] = profile
+        for name, profile in overrides.items():
+            merged.setdefault(name, profile)
+        return merged
+
+    @model_validator(mode="after")
+    def _check_projects(self) -> "Settings":
+        seen: set[str] = set()
+        for project in self.projects:
+            if project.code in seen:
+                message = (
+                    f"project code {project.code!r} appears twice: give each project its own code"
+                )
+                raise ValueError(message)
+            seen.add(project.code)
+            if project.provider not in self.providers:
+                message = (
+                    f"unknown provider {project.provider!r} in project {project.code!r}: "
+                    f"use one of {', '.join(sorted(self.providers))}"
+                )
+                raise ValueError(message)
+        return self
+
+    @property
+    def config_dir(self) -> Path:
+        """The folder of the configuration file; relative paths are read from it."""
+        return self._config_dir
+
+    def project(self, code: str) -> ProjectSettings:
+        """Return the project with ``code``; raise ConfigError naming the known codes otherwise."""
+        for project in self.projects:
+            if project.code == code:
+                return project
+        known = ", ".join(p.code for p in self.projects) or _("none")
+        message = _("Unknown project {code!r}. Configured projects: {known}.").format(
+            code=code, known=known
+        )
+        raise ConfigError(message, key="projects")
+
+    def resolve_path(self, path: Path | str) -> Path:
+        """Resolve a path from the configuration against the configuration file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self._config_dir / candidate
+
+    @property
+    def archive_path(self) -> Path:
+        """The archive folder, resolved against the configuration file's folder."""
+        return self.resolve_path(self.archive.path)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, with a relative SQLite path resolved against the config folder."""
+        prefix = "sqlite:///"
+        url = self.database.url
+        if (
+            url.startswith(prefix)
+            and not url.startswith(prefix + "/")
+            and url != "sqlite:///:memory:"
+        ):
+            return prefix + str(self.resolve_path(url[len(prefix) :]))
+        return url
+
+
+class ProjectView:
+    """A project's settings with the global defaults filled in where the project sets nothing."""
+
+    def __init__(self, project: ProjectSettings, settings: Settings) -> None:
+        self.settings = project
+        self._defaults = settings.defaults
+        self.provider = settings.providers[project.provider]
+
+    @property
+    def code(self) -> str:
+        return self.settings.code
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone or self._defaults.timezone)
+
+    @property
+    def locale(self) -> str:
+        return self.settings.locale or self._defaults.locale
+
+    @property
+    def missing_after(self) -> timedelta:
+        return self.settings.missing_after or self._defaults.missing_after
+
+    @property
+    def orphan_after(self) -> timedelta:
+        return self.settings.orphan_after or self._defaults.orphan_after
+
+    @property
+    def poll_interval(self) -> timedelta:
+        return self.settings.poll_interval or self._defaults.poll_interval
+
+    @property
+    def match_window_before(self) -> timedelta:
+        return self.settings.match_window_before or self._defaults.match_window_before
+
+    @property
+    def match_window_after(self) -> timedelta:
+        return self.settings.match_window_after or self._defaults.match_window_after
+
+    @property
+    def imap_timeout(self) -> timedelta:
+        mailbox = self.settings.mailbox
+        if mailbox is not None and mailbox.timeout is not None:
+            return mailbox.timeout
+        return self._defaults.imap_timeout
+
+
+def project_view(settings: Settings, code: str) -> ProjectView:
+    """Return the project ``code`` with defaults applied."""
+    return ProjectView(settings.project(code), settings)
+
+
+def project_views(settings: Settings, code: str | None = None) -> list[ProjectView]:
+    """Return every project, or only ``code`` when given, with defaults applied."""
+    if code is not None:
+        return [project_view(settings, code)]
+    return [ProjectView(project, settings) for project in settings.projects]
+
+
+def config_path_from_environment() -> Path | None:
+    """The configuration file named by ``ACUSE_CONFIG``, if set."""
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and validate the configuration file at ``path``.
+
+    Without a path, ``ACUSE_CONFIG`` names the file. Raises ConfigError when no file is given,
+    the file cannot be read or parsed, or any key is unknown or invalid.
+    """
+    path = path or config_path_from_environment()
+    if path is None:
+        message = _("No configuration file given: pass --config FILE or set ACUSE_CONFIG.")
+        raise ConfigError(message)
+
+    data = _read_toml(path)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise _config_error_from_validation(exc, path) from exc
+    settings._config_dir = path.resolve().parent
+    return settings
+
+
+def settings_from_mapping(data: dict[str, Any], config_dir: Path) -> Settings:
+    """Validate settings given as a mapping, as if read from a file in ``config_dir``."""
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise _config_error_from_validation(exc, config_dir / "<mapping>") from exc
+    settings._config_dir = config_dir.resolve()
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        message = _(
+            "Configuration file {path} not found: check the path given to --config."
+        ).format(path=path)
+        raise ConfigError(message) from exc
+    except OSError as exc:
+        message = _("Cannot read configuration file {path}: {error}.").format(
+            path=path, error=exc.strerror
+        )
+        raise ConfigError(message) from exc
+    except tomllib.TOMLDecodeError as exc:
+        message = _("Configuration file {path} is not valid TOML: {error}.").format(
+            path=path, error=exc
+        )
+        raise ConfigError(message) from exc
+
+
+def _dotted_key(location: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(item)
+    return ".".join(parts)
+
+
+def _config_error_from_validation(exc: ValidationError, path: Path) -> ConfigError:
+    """Turn pydantic's first error into one sentence that names the key and the fix."""
+    error = exc.errors(include_url=False)[0]
+    key = _dotted_key(tuple(error["loc"]))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        detail = _("unknown key; check its spelling against the configuration reference")
+    elif kind == "missing":
+        detail = _("required key is missing; add it")
+    else:
+        detail = str(error["msg"]).removeprefix("Value error, ")
+    message = _("Invalid configuration in {path}: {key}: {detail}.").format(
+        path=path, key=key, detail=detail
+    )
+    return ConfigError(message, key=key)

@@ -1,0 +1,1 @@
+"""Watching mailboxes: sources, the raw archive, the ledger, and reading the evidence."""

@@ -1,0 +1,107 @@
+"""Tables of the monitor stage: the message ledger, IMAP cursors and the evidence read."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from config.database import UTCDateTime, enum_type
+
+
+class MessageClass(StrEnum):
+    """What a stored message turned out to be."""
+
+    EVIDENCE = "evidence"
+    UNRELATED = "unrelated"
+    QUARANTINED = "quarantined"
+
+
+class EvidenceKind(StrEnum):
+    """What a piece of evidence says happened to one send and recipient."""
+
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    REJECTED = "rejected"
+
+
+class StoredMessage(SQLModel, table=True):
+    """One raw message in the ledger; its bytes are in the archive under ``sha256``.
+
+    ``origin`` is ``imap`` or ``file``. For IMAP, ``location`` is the folder and
+    (``uidvalidity``, ``uid``) its place there; for files, ``location`` is the path it was read
+    from. The same bytes are recorded once per project, wherever they were seen again.
+    """
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("project", "sha256", name="uq_message_project_sha256"),
+        UniqueConstraint("project", "location", "uidvalidity", "uid", name="uq_message_imap_place"),
+        Index("ix_message_project_class", "project", "classification"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(sa_type=String(64), index=True)
+    origin: str = Field(sa_type=String(16))
+    location: str = Field(sa_type=Text)
+    uidvalidity: int | None = None
+    uid: int | None = None
+    sha256: str = Field(sa_type=String(64))
+    size: int
+    header_message_id: str | None = Field(default=None, sa_type=Text)
+    from_address: str | None = Field(default=None, sa_type=Text)
+    subject: str | None = Field(default=None, sa_type=Text)
+    stored_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    classification: MessageClass = Field(sa_type=enum_type(MessageClass))
+    quarantine_reason: str | None = Field(default=None, sa_type=Text)
+    read_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class MailboxCursor(SQLModel, table=True):
+    """How far a project's IMAP folder has been read: every UID up to ``last_uid`` is stored."""
+
+    __tablename__ = "mailbox_cursor"
+
+    project: str = Field(sa_type=String(64), primary_key=True)
+    folder: str = Field(sa_type=String(255), primary_key=True)
+    uidvalidity: int
+    last_uid: int
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Evidence(SQLModel, table=True):
+    """What one certificate, or one service notice, says about one send and recipient.
+
+    Times are aware and in UTC. ``raw_text`` keeps the certificate or notice text exactly as
+    read, so a field can be checked by hand or read again after a parser fix.
+    """
+
+    __tablename__ = "evidence"
+    __table_args__ = (
+        UniqueConstraint("project", "provider", "certificate_id", name="uq_evidence_certificate"),
+        Index("ix_evidence_project_recipient", "project", "recipient"),
+        Index("ix_evidence_project_original_message_id", "project", "original_message_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_pk: int = Field(foreign_key="message.id", index=True)
+    project: str = Field(sa_type=String(64))
+    provider: str = Field(sa_type=String(32))
+    kind: EvidenceKind = Field(sa_type=enum_type(EvidenceKind))
+    source: str = Field(sa_type=String(16))
+    certificate_id: str | None = Field(default=None, sa_type=String(255))
+    sender: str | None = Field(default=None, sa_type=Text)
+    recipient: str | None = Field(default=None, sa_type=String(320))
+    subject: str | None = Field(default=None, sa_type=Text)
+    original_message_id: str | None = Field(default=None, sa_type=String(998))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    status_text: str | None = Field(default=None, sa_type=Text)
+    smtp_code: str | None = Field(default=None, sa_type=String(32))
+    smtp_detail: str | None = Field(default=None, sa_type=Text)
+    reason: str | None = Field(default=None, sa_type=Text)
+    content_hash: str | None = Field(default=None, sa_type=Text)
+    attachment_name: str | None = Field(default=None, sa_type=Text)
+    attachment_sha256: str | None = Field(default=None, sa_type=String(64))
+    raw_text: str = Field(default="", sa_type=Text)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

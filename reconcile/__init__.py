@@ -1,0 +1,1 @@
+"""Sends from PACO's log, their match to evidence, their states, and the queries behind the CLI."""
