@@ -51,6 +51,7 @@ class StoredMessage(SQLModel, table=True):
     header_message_id: str | None = Field(default=None, sa_type=Text)
     from_address: str | None = Field(default=None, sa_type=Text)
     subject: str | None = Field(default=None, sa_type=Text)
+    header_date: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     stored_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     classification: MessageClass = Field(sa_type=enum_type(MessageClass))
     quarantine_reason: str | None = Field(default=None, sa_type=Text)

@@ -35,15 +35,17 @@ class Send(SQLModel, table=True):
     """One send to one recipient, as PACO's send log reports it, with its reconciliation result.
 
     ``send_key`` identifies the row across imports, so re-importing a file or an overlapping
-    export adds nothing twice. ``evidence_id``, ``match_rule``, ``state`` and ``reason`` are
-    written by reconciliation; ``state`` is the state at ``state_as_of``.
+    export adds nothing twice. ``evidence_id``, ``match_rule``, ``candidates``, ``state`` and
+    ``state_changed_at`` are written by reconciliation; ``state`` is the state at the project's
+    last reconciliation pass, while queries judge the state afresh at the time they ask about.
     """
 
     __tablename__ = "send"
     __table_args__ = (
         UniqueConstraint("project", "send_key", name="uq_send_project_key"),
         Index("ix_send_project_recipient_time", "project", "recipient", "sent_at"),
-        Index("ix_send_project_state", "project", "state"),
+        Index("ix_send_project_state_time", "project", "state", "sent_at"),
+        Index("ix_send_project_time", "project", "sent_at"),
         Index("ix_send_project_message_id", "project", "message_id"),
     )
 
@@ -68,8 +70,6 @@ class Send(SQLModel, table=True):
     match_rule: MatchRule | None = Field(default=None, sa_type=enum_type(MatchRule))
     candidates: str | None = Field(default=None, sa_type=Text)
     state: SendState = Field(default=SendState.PENDING, sa_type=enum_type(SendState))
-    reason: str | None = Field(default=None, sa_type=Text)
-    state_as_of: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     state_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
@@ -96,3 +96,16 @@ class MatchCandidate(SQLModel, table=True):
 
     send_id: int = Field(foreign_key="send.id", primary_key=True)
     evidence_id: int = Field(foreign_key="evidence.id", primary_key=True, index=True)
+
+
+class ReconcileRun(SQLModel, table=True):
+    """The last reconciliation pass of a project and what it changed."""
+
+    __tablename__ = "reconcile_run"
+
+    project: str = Field(sa_type=String(64), primary_key=True)
+    as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    matched: int = 0
+    ambiguous: int = 0
+    state_changes: int = 0

@@ -97,7 +97,10 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_provider_override_keeps_builtin_labels(tmp_path: Path) -> None:
-    text = EXAMPLE + '\n[providers.lleida]\ntimezone = "UTC"\n[providers.lleida.labels]\nsender = ["Origen"]\n'
+    text = (
+        EXAMPLE
+        + '\n[providers.lleida]\ntimezone = "UTC"\n[providers.lleida.labels]\nsender = ["Origen"]\n'
+    )
 
     settings = load_settings(write_config(tmp_path, text))
 

@@ -1,0 +1,309 @@
+"""One reconciliation pass of a project: match open sends to unlinked evidence, then judge states.
+
+A pass only looks at what is still open: sends without evidence (pending, missing, not_copied,
+ambiguous) and evidence that no send claims. Links, once made, stay. The pass streams both
+sides ordered by recipient, so it holds one recipient's rows at a time, and writes links in
+batches. Everything a pass writes commits together, so a crash leaves the previous result.
+"""
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
+from sqlmodel import Session
+
+from config.database import Database, utcnow
+from config.settings import ProjectView
+from monitor.models import Evidence, EvidenceKind, StoredMessage
+from reconcile.matching import (
+    EvidenceItem,
+    MatchResult,
+    SendItem,
+    Window,
+    match_recipient,
+    match_recipientless,
+)
+from reconcile.models import MatchCandidate, MatchRule, ReconcileRun, Send, SendState
+from reconcile.states import state_expression
+
+log = logging.getLogger(__name__)
+
+_FLUSH_EVERY = 2000
+
+
+@dataclass
+class ReconcileSummary:
+    """What one pass did for one project, and the resulting count of sends per state."""
+
+    project: str
+    as_of: datetime
+    matched: int = 0
+    ambiguous: int = 0
+    state_changes: int = 0
+    states: dict[SendState, int] = field(default_factory=dict)
+
+
+def reference_extractor(pattern: str | None) -> Callable[[str], str | None] | None:
+    """Build the function that pulls a project's reference token out of a subject."""
+    if pattern is None:
+        return None
+    compiled = re.compile(pattern)
+
+    def extract(subject: str) -> str | None:
+        found = compiled.search(subject)
+        if found is None:
+            return None
+        token = found.group(1) if compiled.groups else found.group(0)
+        return token.strip().casefold() or None
+
+    return extract
+
+
+def evidence_time() -> ColumnElement[datetime]:
+    """When the provider saw the send: the certificate's send time, else the best time known."""
+    return func.coalesce(
+        Evidence.sent_at, Evidence.delivered_at, StoredMessage.header_date, Evidence.received_at
+    )
+
+
+def _recipient_order(database: Database, column: ColumnElement[str]) -> ColumnElement[str]:
+    # Streams are merged in Python, so the database must sort by code point as Python does.
+    if database.dialect == "postgresql":
+        return column.collate("C")
+    return column
+
+
+def _open_sends(session: Session, database: Database, project: str) -> Iterator[SendItem]:
+    query = (
+        select(Send.id, Send.recipient, Send.subject, Send.sent_at, Send.message_id)
+        .where(Send.project == project, Send.evidence_id.is_(None))  # type: ignore[union-attr]
+        .order_by(_recipient_order(database, Send.recipient), Send.sent_at, Send.id)
+        .execution_options(yield_per=_FLUSH_EVERY)
+    )
+    for row in session.execute(query):
+        yield SendItem(row.id, row.recipient, row.subject, row.sent_at, row.message_id)
+
+
+def _unlinked_evidence_query(project: str):  # type: ignore[no-untyped-def]
+    linked = exists().where(Send.evidence_id == Evidence.id)
+    return (
+        select(
+            Evidence.id,
+            Evidence.recipient,
+            Evidence.subject,
+            evidence_time().label("time"),
+            Evidence.kind,
+            Evidence.original_message_id,
+        )
+        .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
+        .where(Evidence.project == project, ~linked)
+    )
+
+
+def _evidence_item(row) -> EvidenceItem:  # type: ignore[no-untyped-def]
+    return EvidenceItem(
+        row.id,
+        row.recipient,
+        row.subject or "",
+        row.time,
+        EvidenceKind(row.kind),
+        row.original_message_id,
+    )
+
+
+def _open_evidence(session: Session, database: Database, project: str) -> Iterator[EvidenceItem]:
+    query = (
+        _unlinked_evidence_query(project)
+        .where(Evidence.recipient.is_not(None))  # type: ignore[union-attr]
+        .order_by(_recipient_order(database, Evidence.recipient), "time", Evidence.id)  # type: ignore[arg-type]
+        .execution_options(yield_per=_FLUSH_EVERY)
+    )
+    for row in session.execute(query):
+        yield _evidence_item(row)
+
+
+def _pair_by_recipient(
+    sends: Iterator[SendItem], evidence: Iterator[EvidenceItem]
+) -> Iterator[tuple[list[SendItem], list[EvidenceItem]]]:
+    """Yield the sends and evidence of each recipient that has both, from two sorted streams."""
+    send_groups = groupby(sends, key=lambda item: item.recipient)
+    evidence_groups = groupby(evidence, key=lambda item: item.recipient or "")
+    send_entry = next(send_groups, None)
+    evidence_entry = next(evidence_groups, None)
+    while send_entry is not None and evidence_entry is not None:
+        send_recipient, evidence_recipient = send_entry[0], evidence_entry[0]
+        if send_recipient < evidence_recipient:
+            send_entry = next(send_groups, None)
+        elif evidence_recipient < send_recipient:
+            evidence_entry = next(evidence_groups, None)
+        else:
+            yield list(send_entry[1]), list(evidence_entry[1])
+            send_entry = next(send_groups, None)
+            evidence_entry = next(evidence_groups, None)
+
+
+class _LinkWriter:
+    """Buffers match results and writes them in batches inside the pass's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.links: list[dict[str, object]] = []
+        self.ambiguous: list[tuple[int, list[int]]] = []
+        self.matched = 0
+        self.ambiguous_count = 0
+
+    def add(self, result: MatchResult) -> None:
+        for send_id, (evidence_id, rule) in result.links.items():
+            self.links.append({"id": send_id, "evidence_id": evidence_id, "match_rule": rule})
+        self.ambiguous.extend(result.ambiguous.items())
+        if len(self.links) + len(self.ambiguous) >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.links:
+            self.session.execute(update(Send), self.links)
+            self.matched += len(self.links)
+            self.links = []
+        for send_id, candidate_ids in self.ambiguous:
+            self.session.execute(
+                update(Send)
+                .where(Send.id == send_id)
+                .values(candidates=",".join(map(str, candidate_ids)))
+            )
+            self.session.add_all(
+                MatchCandidate(send_id=send_id, evidence_id=eid) for eid in candidate_ids
+            )
+        self.ambiguous_count += len(self.ambiguous)
+        self.ambiguous = []
+        self.session.flush()
+
+
+def _clear_open_candidates(session: Session, project: str) -> None:
+    """Forget earlier ambiguity so that it is judged again with today's evidence."""
+    open_send_ids = select(Send.id).where(Send.project == project, Send.evidence_id.is_(None))  # type: ignore[union-attr]
+    session.execute(delete(MatchCandidate).where(MatchCandidate.send_id.in_(open_send_ids)))  # type: ignore[attr-defined]
+    session.execute(
+        update(Send)
+        .where(Send.project == project, Send.evidence_id.is_(None), Send.candidates.is_not(None))  # type: ignore[union-attr]
+        .values(candidates=None)
+    )
+
+
+def _match_recipientless(
+    session: Session, project: ProjectView, normalize_subject: Callable[[str], str], window: Window
+) -> MatchResult:
+    """Link notices that name no recipient to every recipient of the email they concern."""
+    result = MatchResult()
+    notices = session.execute(
+        _unlinked_evidence_query(project.code).where(Evidence.recipient.is_(None))  # type: ignore[union-attr]
+    ).all()
+    for row in notices:
+        notice = _evidence_item(row)
+        sends = session.execute(
+            select(Send.id, Send.recipient, Send.subject, Send.sent_at, Send.message_id).where(
+                Send.project == project.code,
+                Send.evidence_id.is_(None),  # type: ignore[union-attr]
+                Send.sent_at >= notice.time - window.after,
+                Send.sent_at <= notice.time + window.before,
+            )
+        ).all()
+        items = [SendItem(r.id, r.recipient, r.subject, r.sent_at, r.message_id) for r in sends]
+        items = [item for item in items if item.id not in result.links]
+        for send_id in match_recipientless(
+            items, notice, normalize_subject=normalize_subject, window=window
+        ):
+            result.links[send_id] = (notice.id, MatchRule.SUBJECT_TIME)
+    return result
+
+
+def update_states(session: Session, project: ProjectView, as_of: datetime, now: datetime) -> int:
+    """Store each send's state at ``as_of``; return how many sends changed state."""
+    new_state = state_expression(as_of, project.missing_after)
+    changed = session.execute(
+        update(Send)
+        .where(Send.project == project.code, Send.state != new_state)
+        .values(state=new_state, state_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return changed.rowcount or 0
+
+
+def count_states(session: Session, project: str) -> dict[SendState, int]:
+    """Number of sends per stored state in ``project``."""
+    rows = session.execute(
+        select(Send.state, func.count()).where(Send.project == project).group_by(Send.state)
+    ).all()
+    return {SendState(state): count for state, count in rows}
+
+
+def reconcile_project(
+    database: Database,
+    project: ProjectView,
+    normalize_subject: Callable[[str], str],
+    as_of: datetime | None = None,
+) -> ReconcileSummary:
+    """Run one reconciliation pass for ``project`` at ``as_of`` (default: now)."""
+    now = utcnow()
+    as_of = as_of or now
+    window = Window(project.match_window_before, project.match_window_after)
+    reference = reference_extractor(project.settings.reference_pattern)
+    summary = ReconcileSummary(project.code, as_of)
+
+    with database.write() as writer_session:
+        _clear_open_candidates(writer_session, project.code)
+        writer_session.flush()
+        writer = _LinkWriter(writer_session)
+
+        # Notices without a recipient go first: they cover whole emails, not one recipient.
+        # The reader below cannot see these uncommitted links, so their sends are skipped there.
+        notice_links = _match_recipientless(writer_session, project, normalize_subject, window)
+        writer.add(notice_links)
+        writer.flush()
+
+        with database.session() as reader_session:
+            pairs = _pair_by_recipient(
+                _open_sends(reader_session, database, project.code),
+                _open_evidence(reader_session, database, project.code),
+            )
+            for sends, evidence in pairs:
+                open_sends = [send for send in sends if send.id not in notice_links.links]
+                writer.add(
+                    match_recipient(
+                        open_sends,
+                        evidence,
+                        normalize_subject=normalize_subject,
+                        reference=reference,
+                        window=window,
+                    )
+                )
+        writer.flush()
+
+        summary.matched = writer.matched
+        summary.ambiguous = writer.ambiguous_count
+        summary.state_changes = update_states(writer_session, project, as_of, now)
+        summary.states = count_states(writer_session, project.code)
+        writer_session.merge(
+            ReconcileRun(
+                project=project.code,
+                as_of=as_of,
+                finished_at=utcnow(),
+                matched=summary.matched,
+                ambiguous=summary.ambiguous,
+                state_changes=summary.state_changes,
+            )
+        )
+
+    log.info(
+        "reconciliation pass finished",
+        extra={
+            "project": project.code,
+            "matched": summary.matched,
+            "ambiguous": summary.ambiguous,
+            "state_changes": summary.state_changes,
+        },
+    )
+    return summary

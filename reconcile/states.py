@@ -1,0 +1,59 @@
+"""The state of one send and recipient, judged from its match and its deadline.
+
+Evidence decides first: a matched certificate makes the send certified, delivery_failed or
+rejected, whatever the send log says about the copy to the provider. Without evidence, an
+ambiguous match stays ambiguous for review, a send that the log says went out without the
+provider in copy is not_copied at once, and any other send is pending until its deadline passes
+and missing after.
+
+The rules are one SQL expression, so the stored states that reconciliation writes and the states
+that queries compute for another point in time can never disagree.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, case, false, literal, select
+
+from monitor.models import Evidence, EvidenceKind
+from reconcile.models import Send, SendState
+
+PROBLEM_STATES = frozenset(
+    {
+        SendState.DELIVERY_FAILED,
+        SendState.REJECTED,
+        SendState.MISSING,
+        SendState.NOT_COPIED,
+        SendState.UNVERIFIED,
+        SendState.AMBIGUOUS,
+    }
+)
+
+
+def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement[str]:
+    """An SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
+    evidence_kind = select(Evidence.kind).where(Evidence.id == Send.evidence_id).scalar_subquery()
+    deadline_cutoff = as_of - missing_after
+    return case(
+        (evidence_kind == EvidenceKind.DELIVERED.value, literal(SendState.CERTIFIED.value)),
+        (
+            evidence_kind == EvidenceKind.DELIVERY_FAILED.value,
+            literal(SendState.DELIVERY_FAILED.value),
+        ),
+        (evidence_kind == EvidenceKind.REJECTED.value, literal(SendState.REJECTED.value)),
+        (Send.candidates.is_not(None), literal(SendState.AMBIGUOUS.value)),  # type: ignore[union-attr]
+        (Send.lleida_copied == false(), literal(SendState.NOT_COPIED.value)),
+        (Send.sent_at > deadline_cutoff, literal(SendState.PENDING.value)),
+        else_=literal(SendState.MISSING.value),
+    )
+
+
+def failure_detail(
+    smtp_code: str | None, smtp_detail: str | None, reason: str | None
+) -> str | None:
+    """Join the SMTP reply or the provider's reason into one line for display."""
+    parts = [part.strip() for part in (smtp_code, smtp_detail, reason) if part and part.strip()]
+    if not parts:
+        return None
+    if len(parts) >= 2 and parts[1].startswith(parts[0]):
+        parts = parts[1:]
+    return " ".join(parts)
