@@ -19,6 +19,7 @@ from sqlmodel import Session
 from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.models import Evidence, EvidenceKind, StoredMessage
+from monitor.provider import rules_for
 from reconcile.matching import (
     EvidenceItem,
     MatchResult,
@@ -45,6 +46,11 @@ class ReconcileSummary:
     ambiguous: int = 0
     state_changes: int = 0
     states: dict[SendState, int] = field(default_factory=dict)
+
+
+def subject_normalizer(project: ProjectView) -> Callable[[str], str]:
+    """The function that reduces a subject to what matching compares, for the project's provider."""
+    return rules_for(project.provider).normalize_subject
 
 
 def reference_extractor(pattern: str | None) -> Callable[[str], str | None] | None:

@@ -1,0 +1,141 @@
+"""The ``acuse`` command line.
+
+Help and messages are in the user's language, so the locale must be known before the commands
+are built: ``main`` reads ``--lang``, then the environment, then ``defaults.locale`` from the
+configuration file, and only then builds the command tree. Errors print one line and exit with
+2 for usage or configuration problems and 3 for runtime failures.
+"""
+
+import gettext
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from acuse.context import AppContext
+from config.errors import AcuseError, ConfigError, SecretError
+from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
+from config.logs import configure_logging
+from config.settings import CONFIG_ENV
+
+log = logging.getLogger("acuse")
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_RUNTIME = 3
+LOCALE_ENV = "ACUSE_DEFAULTS__LOCALE"
+
+
+def _option_value(args: Sequence[str], name: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _configured_locale(args: Sequence[str]) -> str | None:
+    path = _option_value(args, "--config") or os.environ.get(CONFIG_ENV)
+    if not path:
+        return None
+    try:
+        with Path(path).open("rb") as handle:
+            value = tomllib.load(handle).get("defaults", {}).get("locale")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        # The command itself reports an unreadable file, in the default language.
+        return None
+    return value if isinstance(value, str) else None
+
+
+def initial_locale(args: Sequence[str]) -> str:
+    """The locale for this invocation: ``--lang``, then the environment, then the config file."""
+    for candidate in (_option_value(args, "--lang"), os.environ.get(LOCALE_ENV), _configured_locale(args)):
+        if candidate:
+            try:
+                return normalize_locale(candidate)
+            except ValueError:
+                continue
+    return DEFAULT_LOCALE
+
+
+def _translate_click(locale: str) -> None:
+    # click looks its own messages up with gettext.gettext() in the global text domain, which
+    # reads the language from the environment; acuse's catalog carries their translations.
+    os.environ["LANGUAGE"] = locale
+    gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
+    gettext.textdomain(DOMAIN)
+
+
+class AcuseGroup(click.Group):
+    """A command group that turns acuse's errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, SecretError) as exc:
+            fail(str(exc), EXIT_USAGE)
+        except AcuseError as exc:
+            fail(str(exc), EXIT_RUNTIME)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            log.exception("unexpected error")
+            fail(_("Unexpected error: {error}").format(error=f"{type(exc).__name__}: {exc}"), EXIT_RUNTIME)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``message`` as one error line and exit with ``code``."""
+    click.echo(_("Error: {message}").format(message=message), err=True)
+    sys.exit(code)
+
+
+def build_cli() -> click.Group:
+    """Build the command tree with help texts in the active locale."""
+    from acuse import cli_pipeline, cli_queries, demo
+
+    @click.group(
+        cls=AcuseGroup,
+        help=_("Watch certified-email evidence mailboxes and report the sends that are not certified."),
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=CONFIG_ENV,
+        help=_("Configuration file (TOML). Default: the ACUSE_CONFIG environment variable."),
+    )
+    @click.option("--lang", help=_("Language of messages and tables: es (default) or en."))
+    @click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        default="warning",
+        show_default=True,
+        help=_("Lowest level of log lines written to standard error."),
+    )
+    @click.version_option(package_name="acuse", message="acuse %(version)s")
+    @click.pass_context
+    def cli(ctx: click.Context, config_path: Path | None, lang: str | None, log_level: str) -> None:
+        configure_logging(log_level)
+        ctx.obj = AppContext(config_path)
+        ctx.call_on_close(ctx.obj.close)
+
+    cli_pipeline.register(cli)
+    cli_queries.register(cli)
+    demo.register(cli)
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line with ``argv`` (default: the process arguments)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    locale = initial_locale(args)
+    activate(locale)
+    _translate_click(locale)
+    build_cli().main(args=args, prog_name="acuse")

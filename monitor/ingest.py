@@ -1,0 +1,310 @@
+"""The ingest pipeline: keep each raw message, read its evidence, record both in one transaction.
+
+For every batch a source yields, in this order:
+
+1. ``keep_raw``: write every message to the archive and fsync it (``Archive.store`` + ``sync``);
+2. ``read_new``: read the messages that the ledger does not have yet (parsing happens outside any
+   database transaction, so a slow PDF never holds the write lock);
+3. ``record``: one transaction inserts the ledger rows and their evidence and moves the IMAP cursor.
+
+A crash between any two steps loses nothing: the cursor only moves in the transaction that records
+the messages, so the next run fetches them again, the archive store is idempotent, and the
+unique key on (project, sha256) turns a message already recorded into a no-op.
+"""
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlmodel import Session
+
+from config.database import Database, utcnow
+from config.settings import ProjectView
+from monitor.archive import Archive
+from monitor.models import Evidence, MailboxCursor, MessageClass, StoredMessage
+from monitor.reading import MessageReading, read_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A raw message from a source, with its place there.
+
+    ``origin`` is ``imap`` or ``file``; ``location`` is the IMAP folder or the file path.
+    """
+
+    raw: bytes
+    origin: str
+    location: str
+    uid: int | None = None
+    uidvalidity: int | None = None
+
+
+@dataclass(frozen=True)
+class CursorMove:
+    """Where an IMAP folder's cursor stands once a batch is recorded."""
+
+    folder: str
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass
+class IngestCounts:
+    """What ingesting some messages did."""
+
+    seen: int = 0
+    stored: int = 0
+    already_stored: int = 0
+    evidence: int = 0
+    unrelated: int = 0
+    quarantined: int = 0
+    duplicate_certificates: int = 0
+
+    def add(self, other: "IngestCounts") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Kept:
+    message: IncomingMessage
+    sha256: str
+    size: int
+    reading: MessageReading | None = None
+
+
+def load_cursor(database: Database, project: str, folder: str) -> MailboxCursor | None:
+    """Return the stored cursor of a project's IMAP folder, if it was ever read."""
+    with database.session() as session:
+        return session.get(MailboxCursor, (project, folder))
+
+
+class Ingestor:
+    """Runs the pipeline for one project; each call to ``ingest_batch`` is one transaction."""
+
+    def __init__(self, database: Database, archive: Archive, project: ProjectView) -> None:
+        self.database = database
+        self.archive = archive
+        self.project = project
+
+    def ingest_batch(self, messages: list[IncomingMessage], cursor: CursorMove | None = None) -> IngestCounts:
+        """Keep, read and record ``messages``; move ``cursor`` in the same transaction."""
+        batch = self.keep_raw(messages)
+        self.read_new(batch)
+        return self.record(batch, cursor)
+
+    def ingest_all(self, messages: Iterable[IncomingMessage], batch_size: int = 100) -> IngestCounts:
+        """Ingest a stream of messages in batches of ``batch_size``."""
+        total = IngestCounts()
+        for chunk in _chunks(messages, batch_size):
+            total.add(self.ingest_batch(chunk))
+        return total
+
+    def keep_raw(self, messages: list[IncomingMessage]) -> list[_Kept]:
+        batch = []
+        for message in messages:
+            blob = self.archive.store(message.raw, defer_sync=True)
+            batch.append(_Kept(message, blob.sha256, blob.size))
+        self.archive.sync()
+        return batch
+
+    def read_new(self, batch: list[_Kept]) -> None:
+        known = self._known_hashes({kept.sha256 for kept in batch})
+        read: dict[str, MessageReading] = {}
+        for kept in batch:
+            if kept.sha256 in known:
+                continue
+            if kept.sha256 not in read:
+                read[kept.sha256] = read_message(kept.message.raw, self.project.provider)
+            kept.reading = read[kept.sha256]
+
+    def record(self, batch: list[_Kept], cursor: CursorMove | None) -> IngestCounts:
+        counts = IngestCounts(seen=len(batch))
+        now = utcnow()
+        with self.database.write() as session:
+            recorded: set[str] = self._known_hashes({kept.sha256 for kept in batch}, session)
+            for kept in batch:
+                if kept.sha256 in recorded or kept.reading is None:
+                    counts.already_stored += 1
+                    continue
+                self._record_message(session, kept, now, counts)
+                recorded.add(kept.sha256)
+            if cursor is not None:
+                self._move_cursor(session, cursor, now)
+
+        self._log_batch(counts, cursor)
+        return counts
+
+    def _known_hashes(self, hashes: set[str], session: Session | None = None) -> set[str]:
+        if not hashes:
+            return set()
+        query = select(StoredMessage.sha256).where(
+            StoredMessage.project == self.project.code, StoredMessage.sha256.in_(hashes)  # type: ignore[attr-defined]
+        )
+        if session is not None:
+            return set(session.execute(query).scalars())
+        with self.database.session() as reader:
+            return set(reader.execute(query).scalars())
+
+    def _record_message(self, session: Session, kept: _Kept, now: datetime, counts: IngestCounts) -> None:
+        reading = kept.reading
+        assert reading is not None
+        message = kept.message
+        uid = message.uid
+        if uid is not None and self._place_taken(session, message):
+            # The server handed out a UID that another message had under the same UIDVALIDITY.
+            # The content hash keeps the two apart; the place of the newer one is not recorded.
+            log.warning(
+                "server reused a UID for different content",
+                extra={"project": self.project.code, "folder": message.location, "uid": uid},
+            )
+            uid = None
+
+        row = StoredMessage(
+            project=self.project.code,
+            origin=message.origin,
+            location=message.location,
+            uidvalidity=message.uidvalidity if uid is not None else None,
+            uid=uid,
+            sha256=kept.sha256,
+            size=kept.size,
+            header_message_id=reading.header_message_id,
+            from_address=reading.from_address,
+            subject=reading.subject,
+            header_date=reading.date,
+            stored_at=now,
+            classification=reading.classification,
+            quarantine_reason=_quarantine_reason(reading),
+            read_at=now,
+        )
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        counts.stored += 1
+        self._count_class(reading.classification, counts)
+        counts.duplicate_certificates += record_evidence(session, self.project, row, reading, now)
+        log.info(
+            "message stored",
+            extra={
+                "project": self.project.code,
+                "location": message.location,
+                "uid": message.uid,
+                "sha256": kept.sha256,
+                "classification": reading.classification.value,
+                "evidence": len(reading.evidence),
+            },
+        )
+
+    def _place_taken(self, session: Session, message: IncomingMessage) -> bool:
+        place = (message.location, message.uidvalidity, message.uid)
+        query = select(StoredMessage.id).where(
+            StoredMessage.project == self.project.code,
+            tuple_(StoredMessage.location, StoredMessage.uidvalidity, StoredMessage.uid) == place,
+        )
+        return session.execute(query).first() is not None
+
+    @staticmethod
+    def _count_class(classification: MessageClass, counts: IngestCounts) -> None:
+        if classification is MessageClass.EVIDENCE:
+            counts.evidence += 1
+        elif classification is MessageClass.UNRELATED:
+            counts.unrelated += 1
+        else:
+            counts.quarantined += 1
+
+    def _move_cursor(self, session: Session, cursor: CursorMove, now: datetime) -> None:
+        session.merge(
+            MailboxCursor(
+                project=self.project.code,
+                folder=cursor.folder,
+                uidvalidity=cursor.uidvalidity,
+                last_uid=cursor.last_uid,
+                updated_at=now,
+            )
+        )
+
+    def _log_batch(self, counts: IngestCounts, cursor: CursorMove | None) -> None:
+        log.debug(
+            "batch recorded",
+            extra={
+                "project": self.project.code,
+                "seen": counts.seen,
+                "stored": counts.stored,
+                "last_uid": cursor.last_uid if cursor else None,
+            },
+        )
+
+
+def _quarantine_reason(reading: MessageReading) -> str | None:
+    if reading.quarantine_code is None:
+        return None
+    if reading.quarantine_detail:
+        return f"{reading.quarantine_code.value}: {reading.quarantine_detail}"
+    return reading.quarantine_code.value
+
+
+def record_evidence(
+    session: Session, project: ProjectView, message: StoredMessage, reading: MessageReading, now: datetime
+) -> int:
+    """Insert the evidence of ``reading`` for ``message``; return how many certificates were known.
+
+    A certificate id that the project already has (the provider sent the same certificate in
+    two messages) is not inserted twice.
+    """
+    assert message.id is not None
+    duplicates = 0
+    for record in reading.evidence:
+        if record.certificate_id and _certificate_known(session, project, record.certificate_id):
+            duplicates += 1
+            continue
+        session.add(
+            Evidence(
+                message_pk=message.id,
+                project=project.code,
+                provider=project.settings.provider,
+                kind=record.kind,
+                source=record.source,
+                certificate_id=record.certificate_id,
+                sender=record.sender,
+                recipient=record.recipient,
+                subject=record.subject,
+                original_message_id=record.original_message_id,
+                sent_at=record.sent_at,
+                delivered_at=record.delivered_at,
+                status_text=record.status_text,
+                smtp_code=record.smtp_code,
+                smtp_detail=record.smtp_detail,
+                reason=record.reason,
+                content_hash=record.content_hash,
+                attachment_name=record.attachment_name,
+                attachment_sha256=record.attachment_sha256,
+                raw_text=record.raw_text,
+                received_at=now,
+            )
+        )
+        session.flush()
+    return duplicates
+
+
+def _certificate_known(session: Session, project: ProjectView, certificate_id: str) -> bool:
+    query = select(Evidence.id).where(
+        Evidence.project == project.code,
+        Evidence.provider == project.settings.provider,
+        Evidence.certificate_id == certificate_id,
+    )
+    return session.execute(query).first() is not None
+
+
+def _chunks(messages: Iterable[IncomingMessage], size: int) -> Iterator[list[IncomingMessage]]:
+    chunk: list[IncomingMessage] = []
+    for message in messages:
+        chunk.append(message)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
