@@ -6,6 +6,9 @@ profile and are compared without regard to case, accents or the trailing colon. 
 carry a parenthesised note before its colon, such as ``Fecha de entrega (CET):``; for a time
 field the note is read as the zone. The first value of each field wins, so the certificate
 page outranks a technical annex that repeats ``From:`` or ``Subject:`` further down.
+
+NOTE: a value is one line. A value that the PDF wraps onto a second line is cut at the line
+end, and a label followed by its value without a colon (``Remitente Ana``) is not found.
 """
 
 import re

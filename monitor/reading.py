@@ -5,6 +5,7 @@
 1. Bytes that are not a message are quarantined (MALFORMED_MESSAGE).
 2. The provider message is the message itself when its From is the provider's, otherwise the
    first forwarded message (``message/rfc822``) whose From is. Without one, it is UNRELATED.
+   NOTE: From is not authenticated here. The Trust stage checks DKIM and the PDF signature.
 3. Its PDFs (attached, embedded in a PDF, or in a message it forwards) are read, each once.
    A PDF with enough certificate labels is a certificate, whatever the subject says, because
    an original subject may itself contain "invoice".
@@ -43,8 +44,10 @@ log = logging.getLogger(__name__)
 class EvidenceRecord:
     """The evidence that one certificate or one notice records about one send and recipient.
 
-    Times are aware and in UTC. ``subject`` and ``original_message_id`` are those of the
-    original send, as the certificate or notice prints them.
+    Times are aware and in UTC. ``recipient`` and ``sender`` are lowercased addresses without
+    display names, except that ``sender`` keeps the printed text when it contains no address.
+    ``subject`` and ``original_message_id`` are those of the original send, as the certificate
+    or notice prints them.
     """
 
     kind: EvidenceKind

@@ -301,6 +301,18 @@ def test_rejection_notice(reason: RejectionReason, language: Language) -> None:
     assert record.attachment_name is None
 
 
+def test_rejection_for_two_recipients() -> None:
+    send = CertificateFields(recipient="a@correo.example, B <b@correo.example>")
+
+    reading = read(rejection_email(send))
+
+    assert [record.recipient for record in reading.evidence] == [
+        "a@correo.example",
+        "b@correo.example",
+    ]
+    assert {record.kind for record in reading.evidence} == {EvidenceKind.REJECTED}
+
+
 def test_rejection_reason_text() -> None:
     record = only_record(rejection_email(reason=RejectionReason.TOO_LARGE))
 
