@@ -1,0 +1,160 @@
+"""Extract the text of a certificate PDF, looking into the files embedded in it.
+
+A provider may attach the certificate itself, or a PDF that embeds it (``Mail_<id>.pdf``)
+next to the original message's attachments. The caller's label counter scores every readable
+document found within ``MAX_EMBEDDING_DEPTH`` levels. The one with the most certificate
+labels is the certificate, and a tie goes to the outermost document. pypdf errors become a
+reason in the result, never an exception.
+"""
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pypdf import PasswordType, PdfReader
+
+from monitor.mime import PDF_MAGIC, PDF_MAGIC_WINDOW
+
+MAX_EMBEDDING_DEPTH = 2
+MAX_DOCUMENTS = 16
+# Certificates print their labels on the first pages; the cap bounds the time that a
+# PDF with thousands of pages can take.
+MAX_PAGES = 30
+
+
+@dataclass(frozen=True)
+class PdfDocumentText:
+    """The text of one document: the attached PDF or one embedded in it."""
+
+    text: str
+    embedded_name: str | None
+    label_count: int
+
+
+@dataclass(frozen=True)
+class CertificatePdfReading:
+    """The outcome of reading one attached PDF: the certificate's text, or why it is unreadable.
+
+    ``certificate`` is None when no document had enough labels. ``error`` is set when the
+    attached PDF itself could not be read, or when no certificate was found and an
+    embedded PDF could not be read.
+    """
+
+    certificate: PdfDocumentText | None
+    documents: tuple[PdfDocumentText, ...]
+    error: str | None
+
+
+class _UnreadablePdfError(Exception):
+    """One document could not be opened or its text extracted."""
+
+
+def read_certificate_pdf(
+    data: bytes, count_labels: Callable[[str], int], min_labels: int
+) -> CertificatePdfReading:
+    """Read ``data`` and the PDFs embedded in it; choose the one with the most labels.
+
+    ``count_labels`` returns how many distinct certificate fields a text labels. A document
+    counts as the certificate only with at least ``min_labels`` of them.
+    """
+    walk = _DocumentWalk(count_labels)
+    try:
+        walk.visit(data, embedded_name=None, depth=0)
+    except _UnreadablePdfError as exc:
+        return CertificatePdfReading(certificate=None, documents=(), error=str(exc))
+
+    documents = tuple(walk.documents)
+    best = _best_document(documents, min_labels)
+    error = None
+    if best is None and walk.errors:
+        error = "; ".join(walk.errors)
+    elif best is None and not any(document.text.strip() for document in documents):
+        error = "no text could be extracted from the PDF (an image-only PDF?)"
+    return CertificatePdfReading(certificate=best, documents=documents, error=error)
+
+
+def _best_document(
+    documents: tuple[PdfDocumentText, ...], min_labels: int
+) -> PdfDocumentText | None:
+    best: PdfDocumentText | None = None
+    for document in documents:
+        if document.label_count < min_labels:
+            continue
+        if best is None or document.label_count > best.label_count:
+            best = document
+    return best
+
+
+class _DocumentWalk:
+    """Collects the text of a PDF and, recursively, of the PDFs embedded in it."""
+
+    def __init__(self, count_labels: Callable[[str], int]) -> None:
+        self.count_labels = count_labels
+        self.documents: list[PdfDocumentText] = []
+        self.errors: list[str] = []
+
+    def visit(self, data: bytes, embedded_name: str | None, depth: int) -> None:
+        reader = _open(data)
+        text = _extract_text(reader)
+        self.documents.append(PdfDocumentText(text, embedded_name, self.count_labels(text)))
+        if depth >= MAX_EMBEDDING_DEPTH:
+            return
+
+        try:
+            embedded = _embedded_files(reader)
+        except _UnreadablePdfError as exc:
+            self.errors.append(f"embedded files: {exc}")
+            return
+        for name, contents in embedded:
+            if len(self.documents) >= MAX_DOCUMENTS:
+                return
+            self._visit_embedded(contents, name, depth + 1)
+
+    def _visit_embedded(self, data: bytes, name: str, depth: int) -> None:
+        if PDF_MAGIC not in data[:PDF_MAGIC_WINDOW]:
+            return
+        try:
+            self.visit(data, embedded_name=name, depth=depth)
+        except _UnreadablePdfError as exc:
+            self.errors.append(f"embedded file {name!r}: {exc}")
+
+
+# pypdf raises many exception types on malformed input (PdfReadError, PdfStreamError,
+# ValueError, KeyError, TypeError, IndexError, zlib.error, RecursionError, ...), so each
+# call into it catches Exception and reports the type and message as the reason.
+def _open(data: bytes) -> PdfReader:
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            detail = "the PDF is encrypted with a password"
+            raise _UnreadablePdfError(detail)
+        _ = len(reader.pages)
+    except _UnreadablePdfError:
+        raise
+    except Exception as exc:
+        raise _UnreadablePdfError(_describe(exc)) from exc
+    return reader
+
+
+def _extract_text(reader: PdfReader) -> str:
+    pages = []
+    try:
+        for index, page in enumerate(reader.pages):
+            if index >= MAX_PAGES:
+                break
+            pages.append(page.extract_text())
+    except Exception as exc:
+        raise _UnreadablePdfError(_describe(exc)) from exc
+    return "\n".join(pages)
+
+
+def _embedded_files(reader: PdfReader) -> list[tuple[str, bytes]]:
+    try:
+        attachments = reader.attachments
+        return [(name, content) for name, contents in attachments.items() for content in contents]
+    except Exception as exc:
+        raise _UnreadablePdfError(_describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
