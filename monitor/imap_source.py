@@ -238,7 +238,9 @@ class ImapSource:
         messages: list[FetchedMessage] = []
         for uid in uids:
             items = response.get(uid)
-            if items is None:
+            # A message that another client expunged since the search is missing from the reply
+            # or comes back with a NIL body, as Dovecot 2.3 does (with OK [EXPUNGEISSUED]).
+            if items is None or items.get(b"BODY[]", b"") is None:
                 logger.info(
                     "Message expunged before fetch", extra={**self._log_fields(), "uid": uid}
                 )

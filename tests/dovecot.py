@@ -45,7 +45,8 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 CLIENT_TIMEOUT = 10.0
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+APPEND_CHUNK = 200
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]")
 
 CONFIG = Template("""\
 base_dir = $root/run
@@ -73,6 +74,8 @@ service anvil {
 first_valid_uid = $uid
 first_valid_gid = $gid
 mail_location = maildir:~/Maildir
+# Test mail needs no durability, and an fsync per APPEND makes loading a mailbox slow.
+mail_fsync = never
 
 # One passwd-file per user: Dovecot rereads a changed file at most once a second, but opens a
 # new file at once, so a user created a moment ago can log in.
@@ -196,15 +199,28 @@ class DovecotServer:
         messages: Iterable[bytes],
         flags: tuple[bytes, ...] = (),
     ) -> list[int]:
-        """APPEND each message to ``folder`` with ``flags`` and return the UIDs the server gave."""
+        """APPEND each message to ``folder`` with ``flags`` and return the UIDs the server gave.
+
+        Messages go in MULTIAPPEND commands of up to APPEND_CHUNK messages, which loads a
+        mailbox several times faster than one APPEND per message.
+        """
         uids: list[int] = []
+        pending = list(messages)
         with self.connect(user) as client:
-            for raw in messages:
-                reply = client.append(folder, raw, flags=flags)
-                match = _APPENDUID.search(reply)
-                assert match is not None, f"APPEND reply without APPENDUID: {reply!r}"
-                uids.append(int(match.group(2)))
+            for start in range(0, len(pending), APPEND_CHUNK):
+                chunk = [
+                    {"msg": raw, "flags": flags} for raw in pending[start : start + APPEND_CHUNK]
+                ]
+                _, reply = client.multiappend(folder, chunk)
+                uids.extend(_appended_uids(reply[0]))
         return uids
+
+    def expunge(self, user: MailUser, folder: str, uids: list[int]) -> None:
+        """Delete the messages with ``uids`` from ``folder``, as another mail client would."""
+        with self.connect(user) as client:
+            client.select_folder(folder)
+            client.delete_messages(uids)
+            client.uid_expunge(uids)
 
     def flags(self, user: MailUser, folder: str) -> dict[int, tuple[bytes, ...]]:
         """Return the flags of every message in ``folder``, read without changing them."""
@@ -317,6 +333,17 @@ class DovecotServer:
             f"{self.log_tail()}",
             pytrace=False,
         )
+
+
+def _appended_uids(reply: bytes) -> list[int]:
+    """Return the UIDs of an APPENDUID response code, such as ``[APPENDUID 7 1:3,5]``."""
+    match = _APPENDUID.search(reply)
+    assert match is not None, f"APPEND reply without APPENDUID: {reply!r}"
+    uids: list[int] = []
+    for part in match.group(2).split(b","):
+        first, _, last = part.partition(b":")
+        uids.extend(range(int(first), int(last or first) + 1))
+    return uids
 
 
 def _free_port() -> int:

@@ -236,6 +236,22 @@ def test_fetch_keeps_flags_unchanged(
     assert b"\\Seen" not in after[3]
 
 
+def test_fetch_new_skips_expunged_message(
+    make_source: SourceFactory, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    messages = [evidence_message(number) for number in range(3)]
+    dovecot.append(mail_user, "INBOX", messages)
+
+    with make_source() as source:
+        source.examine()
+        batches = source.fetch_new(0)
+        dovecot.expunge(mail_user, "INBOX", [2])
+        fetched = flatten(batches)
+
+    assert [message.uid for message in fetched] == [1, 3]
+    assert [message.raw for message in fetched] == [messages[0], messages[2]]
+
+
 def test_fetch_new_requires_examine(make_source: SourceFactory) -> None:
     with make_source() as source, pytest.raises(RuntimeError):
         source.fetch_new(0)
