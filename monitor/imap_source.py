@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 FETCH_ITEMS = [b"BODY.PEEK[]", b"RFC822.SIZE"]
 _LIBRARY_ERRORS = (imaplib.IMAP4.error, OSError)
+_ERROR_KINDS: tuple[tuple[tuple[type[BaseException], ...], type[MailboxError]], ...] = (
+    ((TimeoutError,), MailboxTimeout),
+    ((ssl.SSLError,), TlsFailed),
+    ((OSError, IMAPClientAbortError), MailboxUnreachable),
+)
 
 
 @dataclass(frozen=True)
@@ -314,17 +319,7 @@ class ImapSource:
             raise error from exc
 
     def _library_error(self, command: str, exc: BaseException) -> MailboxError:
-        if isinstance(exc, TimeoutError):
-            return self._error(MailboxTimeout, command, exc)
-        if isinstance(exc, ssl.SSLError):
-            return self._error(TlsFailed, command, exc)
-        if isinstance(exc, OSError | IMAPClientAbortError):
-            return self._error(MailboxUnreachable, command, exc)
-        if isinstance(exc, LoginError):
-            return self._error(LoginFailed, command, exc)
-        if isinstance(exc, CapabilityError) and command == "STARTTLS":
-            return self._error(TlsFailed, command, exc)
-        return self._error(MailboxCommandFailed, command, exc)
+        return self._error(_error_kind(command, exc), command, exc)
 
     def _error(
         self, kind: type[MailboxError], command: str, cause: BaseException | str
@@ -374,6 +369,21 @@ class ImapSource:
 
     def _log_fields(self) -> dict[str, Any]:
         return {"project": self.project, "host": self.mailbox.host, "folder": self.mailbox.folder}
+
+
+def _error_kind(command: str, exc: BaseException) -> type[MailboxError]:
+    """Return the MailboxError subclass for a library error raised by ``command``."""
+    if isinstance(exc, LoginError):
+        # RFC 5530 UNAVAILABLE: a subsystem such as the user database is down, so the
+        # credentials may well be right.
+        return MailboxUnreachable if "[UNAVAILABLE]" in str(exc) else LoginFailed
+    if isinstance(exc, CapabilityError) and command == "STARTTLS":
+        return TlsFailed
+    # TimeoutError and ssl.SSLError are OSErrors, so they come first.
+    for library_errors, kind in _ERROR_KINDS:
+        if isinstance(exc, library_errors):
+            return kind
+    return MailboxCommandFailed
 
 
 def _message_template(kind: type[MailboxError], cause: BaseException | str) -> str:

@@ -222,6 +222,10 @@ class DovecotServer:
             client.delete_messages(uids)
             client.uid_expunge(uids)
 
+    def break_password_lookup(self, user: MailUser) -> None:
+        """Make Dovecot unable to read the user's passwd-file, so logins fail temporarily."""
+        (self._users / user.name).chmod(0o000)
+
     def flags(self, user: MailUser, folder: str) -> dict[int, tuple[bytes, ...]]:
         """Return the flags of every message in ``folder``, read without changing them."""
         with self.connect(user) as client:

@@ -118,6 +118,18 @@ def test_wrong_password_raises_login_failed(
     assert not source.connected
 
 
+def test_unavailable_auth_raises_unreachable(
+    make_source: SourceFactory, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    dovecot.break_password_lookup(mail_user)
+    source = make_source()
+
+    with pytest.raises(MailboxUnreachable) as caught:
+        source.connect()
+
+    assert "UNAVAILABLE" in str(caught.value)
+
+
 def test_password_never_logged(
     make_source: SourceFactory, mail_user: MailUser, caplog: pytest.LogCaptureFixture
 ) -> None:
