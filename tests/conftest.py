@@ -9,6 +9,8 @@ import pytest
 from config.database import Database, open_database
 from config.settings import Settings, settings_from_mapping
 
+pytest_plugins = ["tests.dovecot"]
+
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
