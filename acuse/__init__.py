@@ -1,1 +1,1 @@
-"""The composition root: the command line and the daemon that wire monitor and reconcile together."""
+"""The composition root: the command line and the daemon, which wire monitor and reconcile."""

@@ -66,8 +66,12 @@ def _check_archive(settings: Settings) -> str:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".check-", delete=True):
             pass
     except OSError as exc:
-        message = _("The archive folder {path} is not writable: {error}. Create it or fix [archive] path.")
-        raise ConfigError(message.format(path=path, error=exc.strerror or exc), key="archive.path") from exc
+        message = _(
+            "The archive folder {path} is not writable: {error}. Create it or fix [archive] path."
+        )
+        raise ConfigError(
+            message.format(path=path, error=exc.strerror or exc), key="archive.path"
+        ) from exc
     return _("Archive folder {path} is writable.").format(path=path)
 
 
@@ -87,7 +91,9 @@ def _check_mailbox_live(settings: Settings, project: ProjectView) -> str:
     source = ImapSource.for_project(settings, project, mailbox_password(settings, project))
     state = source.check()
     mailbox = source.mailbox
-    return _("{project}: logged in to {username} at {host}:{port}, folder {folder} has {count} messages.").format(
+    return _(
+        "{project}: logged in to {username} at {host}:{port}, folder {folder} has {count} messages."
+    ).format(
         project=project.code,
         username=mailbox.username,
         host=mailbox.host,
@@ -111,7 +117,12 @@ def check_configuration(app: AppContext, live: bool) -> None:
 
     for project in app.projects():
         if project.settings.mailbox is None:
-            _report(True, _("{project}: no mailbox configured; evidence comes from files.").format(project=project.code))
+            _report(
+                True,
+                _("{project}: no mailbox configured; evidence comes from files.").format(
+                    project=project.code
+                ),
+            )
             continue
         _run(tally, False, partial(_check_mailbox_secret, settings, project))
         if live:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
+from acuse import cli_pipeline, cli_queries, cli_status, demo
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
@@ -55,7 +56,11 @@ def _configured_locale(args: Sequence[str]) -> str | None:
 
 def initial_locale(args: Sequence[str]) -> str:
     """The locale for this invocation: ``--lang``, then the environment, then the config file."""
-    for candidate in (_option_value(args, "--lang"), os.environ.get(LOCALE_ENV), _configured_locale(args)):
+    for candidate in (
+        _option_value(args, "--lang"),
+        os.environ.get(LOCALE_ENV),
+        _configured_locale(args),
+    ):
         if candidate:
             try:
                 return normalize_locale(candidate)
@@ -86,7 +91,10 @@ class AcuseGroup(click.Group):
             raise
         except Exception as exc:
             log.exception("unexpected error")
-            fail(_("Unexpected error: {error}").format(error=f"{type(exc).__name__}: {exc}"), EXIT_RUNTIME)
+            fail(
+                _("Unexpected error: {error}").format(error=f"{type(exc).__name__}: {exc}"),
+                EXIT_RUNTIME,
+            )
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -97,11 +105,12 @@ def fail(message: str, code: int) -> NoReturn:
 
 def build_cli() -> click.Group:
     """Build the command tree with help texts in the active locale."""
-    from acuse import cli_pipeline, cli_queries, demo
 
     @click.group(
         cls=AcuseGroup,
-        help=_("Watch certified-email evidence mailboxes and report the sends that are not certified."),
+        help=_(
+            "Watch certified-email evidence mailboxes and report the sends that are not certified."
+        ),
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
     @click.option(
@@ -128,6 +137,7 @@ def build_cli() -> click.Group:
 
     cli_pipeline.register(cli)
     cli_queries.register(cli)
+    cli_status.register(cli)
     demo.register(cli)
     return cli
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import click
+from reconcile.send_import import ImportSummary, import_send_log
 
 from acuse.checks import check_configuration, mailbox_password
 from acuse.context import AppContext
@@ -10,14 +11,14 @@ from acuse.labels import format_count, state_label
 from config.database import utcnow
 from config.errors import AcuseError
 from config.i18n import _
+from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.directory_source import DirectorySource
 from monitor.imap_source import ImapSource
 from monitor.ingest import IncomingMessage, IngestCounts, Ingestor
 from monitor.mailbox_poll import poll_mailbox
 from reconcile.models import SendState
-from reconcile.reconciliation import reconcile_project, subject_normalizer
-from reconcile.send_import import import_send_log
+from reconcile.reconciliation import ReconcileSummary, reconcile_project, subject_normalizer
 
 EXIT_RUNTIME = 3
 
@@ -36,51 +37,103 @@ def _ingest_summary(counts: IngestCounts) -> str:
     )
 
 
+def print_import_summary(summary: ImportSummary) -> None:
+    """Print what a send-log import stored, and each rejected row on standard error."""
+    click.echo(
+        _(
+            "{project}: {rows} rows read from {path}: {added} new sends, "
+            "{known} already known, {rejected} rejected."
+        ).format(
+            project=summary.project,
+            rows=format_count(summary.rows),
+            path=summary.path,
+            added=format_count(summary.added),
+            known=format_count(summary.already_known),
+            rejected=format_count(summary.rejected),
+        )
+    )
+    for error in summary.errors:
+        click.echo(f"  {error}", err=True)
+    if summary.errors_not_listed:
+        more = _("  ... and {count} more rejected rows.").format(
+            count=format_count(summary.errors_not_listed)
+        )
+        click.echo(more, err=True)
+
+
+def ingest_path(app: AppContext, path: Path, project: ProjectView) -> IngestCounts:
+    """Ingest the message files at ``path`` into ``project`` and print what was stored."""
+    ingestor = Ingestor(app.database, Archive(app.settings.archive_path), project)
+    messages = (
+        IncomingMessage(raw=message.raw, origin="file", location=message.location)
+        for message in DirectorySource(path)
+    )
+    counts = ingestor.ingest_all(messages, batch_size=app.settings.defaults.fetch_batch)
+    click.echo(f"{project.code}: {_ingest_summary(counts)}")
+    return counts
+
+
+def print_reconcile_summary(summary: ReconcileSummary) -> None:
+    """Print what a reconciliation pass changed and the sends per state."""
+    counts = ", ".join(
+        f"{state_label(state)}: {format_count(summary.states[state])}"
+        for state in SendState
+        if summary.states.get(state)
+    )
+    click.echo(
+        _("{project}: {matched} new matches, {changes} state changes. {counts}").format(
+            project=summary.project,
+            matched=format_count(summary.matched),
+            changes=format_count(summary.state_changes),
+            counts=counts or _("no sends"),
+        )
+    )
+
+
 def register(cli: click.Group) -> None:
     """Add the pipeline commands to ``cli``."""
 
-    @cli.command("import-sends", help=_("Import a send log exported from PACO (CSV or XLSX) into a project."))
+    @cli.command(
+        "import-sends", help=_("Import a send log exported from PACO (CSV or XLSX) into a project.")
+    )
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--project", "project_code", required=True, metavar="CODE", help=_("The project the sends belong to."))
+    @click.option(
+        "--project",
+        "project_code",
+        required=True,
+        metavar="CODE",
+        help=_("The project the sends belong to."),
+    )
     @click.pass_obj
     def import_sends_command(app: AppContext, path: Path, project_code: str) -> None:
         project = app.projects(project_code)[0]
-        summary = import_send_log(app.database, path, project, utcnow())
-        click.echo(
-            _("{project}: {rows} rows read from {path}: {added} new sends, {known} already known, {rejected} rejected.").format(
-                project=project.code,
-                rows=format_count(summary.rows),
-                path=path,
-                added=format_count(summary.added),
-                known=format_count(summary.already_known),
-                rejected=format_count(summary.rejected),
-            )
-        )
-        for error in summary.errors:
-            click.echo(f"  {error}", err=True)
-        if summary.errors_not_listed:
-            click.echo(
-                _("  ... and {count} more rejected rows.").format(count=format_count(summary.errors_not_listed)),
-                err=True,
-            )
+        print_import_summary(import_send_log(app.database, path, project, utcnow()))
 
-    @cli.command("ingest", help=_("Ingest evidence from a .eml file, a folder of them, an mbox file or a Maildir."))
+    @cli.command(
+        "ingest",
+        help=_("Ingest evidence from a .eml file, a folder of them, an mbox file or a Maildir."),
+    )
     @click.argument("path", type=click.Path(exists=True, path_type=Path))
-    @click.option("--project", "project_code", required=True, metavar="CODE", help=_("The project the evidence belongs to."))
+    @click.option(
+        "--project",
+        "project_code",
+        required=True,
+        metavar="CODE",
+        help=_("The project the evidence belongs to."),
+    )
     @click.pass_obj
     def ingest_command(app: AppContext, path: Path, project_code: str) -> None:
-        project = app.projects(project_code)[0]
-        ingestor = Ingestor(app.database, Archive(app.settings.archive_path), project)
-        messages = (
-            IncomingMessage(raw=message.raw, origin="file", location=message.location)
-            for message in DirectorySource(path)
-        )
-        counts = ingestor.ingest_all(messages, batch_size=app.settings.defaults.fetch_batch)
-        click.echo(f"{project.code}: {_ingest_summary(counts)}")
+        ingest_path(app, path, app.projects(project_code)[0])
 
-    @cli.command("poll", help=_("Fetch new evidence from every configured mailbox once, then reconcile."))
-    @click.option("--project", "project_code", metavar="CODE", help=_("Only this project (its code)."))
-    @click.option("--no-reconcile", is_flag=True, help=_("Only fetch and store; do not reconcile afterwards."))
+    @cli.command(
+        "poll", help=_("Fetch new evidence from every configured mailbox once, then reconcile.")
+    )
+    @click.option(
+        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+    )
+    @click.option(
+        "--no-reconcile", is_flag=True, help=_("Only fetch and store; do not reconcile afterwards.")
+    )
     @click.pass_obj
     def poll_command(app: AppContext, project_code: str | None, no_reconcile: bool) -> None:
         settings = app.settings
@@ -90,7 +143,9 @@ def register(cli: click.Group) -> None:
             if project.settings.mailbox is None:
                 continue
             try:
-                with ImapSource.for_project(settings, project, mailbox_password(settings, project)) as source:
+                with ImapSource.for_project(
+                    settings, project, mailbox_password(settings, project)
+                ) as source:
                     result = poll_mailbox(app.database, archive, project, source)
             except AcuseError as exc:
                 failures += 1
@@ -103,7 +158,9 @@ def register(cli: click.Group) -> None:
             raise SystemExit(EXIT_RUNTIME)
 
     @cli.command("reconcile", help=_("Match sends to evidence and store each send's state."))
-    @click.option("--project", "project_code", metavar="CODE", help=_("Only this project (its code)."))
+    @click.option(
+        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+    )
     @click.option(
         "--as-of",
         "as_of",
@@ -114,22 +171,13 @@ def register(cli: click.Group) -> None:
     def reconcile_command(app: AppContext, project_code: str | None, as_of: str | None) -> None:
         when = app.parse_as_of(as_of)
         for project in app.projects(project_code):
-            summary = reconcile_project(app.database, project, subject_normalizer(project), as_of=when)
-            counts = ", ".join(
-                f"{state_label(state)}: {format_count(summary.states[state])}"
-                for state in SendState
-                if summary.states.get(state)
-            )
-            click.echo(
-                _("{project}: {matched} new matches, {changes} state changes. {counts}").format(
-                    project=project.code,
-                    matched=format_count(summary.matched),
-                    changes=format_count(summary.state_changes),
-                    counts=counts or _("no sends"),
-                )
+            print_reconcile_summary(
+                reconcile_project(app.database, project, subject_normalizer(project), as_of=when)
             )
 
-    @cli.command("check-config", help=_("Validate the configuration file and the secrets it names."))
+    @cli.command(
+        "check-config", help=_("Validate the configuration file and the secrets it names.")
+    )
     @click.option("--live", is_flag=True, help=_("Also log in to every mailbox, changing nothing."))
     @click.pass_obj
     def check_config_command(app: AppContext, live: bool) -> None:

@@ -1,18 +1,20 @@
-"""Query commands: ``sends``, ``unmatched``, ``orphans``, ``show`` and ``status``."""
+"""Query commands: ``sends``, ``unmatched``, ``orphans`` and ``show``."""
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import click
 
 from acuse.context import AppContext
-from acuse.labels import format_count, format_time, send_reason, state_label
+from acuse.labels import format_time, send_reason, state_label
 from acuse.output import Column, OutputFormat, write_fields, write_rows
 from config.database import utcnow
 from config.i18n import _
 from config.settings import ProjectView
+from monitor.models import Evidence, StoredMessage
 from reconcile.models import SendState
 from reconcile.queries import (
     OrphanView,
@@ -22,14 +24,29 @@ from reconcile.queries import (
     get_send,
     list_orphans,
     list_sends,
-    project_status,
 )
 from reconcile.states import PROBLEM_STATES
 
 EXIT_PROBLEMS = 1
 
 
-def _send_columns() -> list[Column]:
+@dataclass(frozen=True)
+class QueryOptions:
+    """The options every listing command shares."""
+
+    project_code: str | None = None
+    as_of: str | None = None
+    output_format: str = OutputFormat.TABLE.value
+    fail_on_problems: bool = False
+
+
+def iso_time(value: datetime | None, project: ProjectView) -> str | None:
+    """ISO 8601 in the project's zone with its offset, the form scripts read."""
+    return value.astimezone(project.timezone).isoformat() if value is not None else None
+
+
+def send_columns() -> list[Column]:
+    """The columns of a send listing, with headings in the active locale."""
     return [
         Column("project", _("Project")),
         Column("send_id", _("Send")),
@@ -47,12 +64,8 @@ def _send_columns() -> list[Column]:
     ]
 
 
-def _iso(value: datetime | None, project: ProjectView) -> str | None:
-    return value.astimezone(project.timezone).isoformat() if value is not None else None
-
-
-def _send_record(view: SendView, project: ProjectView) -> dict[str, Any]:
-    """The stable, English record that JSON and CSV carry."""
+def send_record(view: SendView, project: ProjectView) -> dict[str, Any]:
+    """The stable, English record of a send that JSON and CSV carry."""
     return {
         "project": view.project,
         "send_id": view.send_id,
@@ -62,22 +75,41 @@ def _send_record(view: SendView, project: ProjectView) -> dict[str, Any]:
         "client": view.client,
         "recipient": view.recipient,
         "subject": view.subject,
-        "sent_at": _iso(view.sent_at, project),
+        "sent_at": iso_time(view.sent_at, project),
         "lleida_copied": view.lleida_copied,
         "state": view.state.value,
         "reason": send_reason(view, project.timezone, translate=str),
-        "deadline": _iso(view.deadline, project),
+        "deadline": iso_time(view.deadline, project),
         "match_rule": view.match_rule,
         "evidence_id": view.evidence_id,
         "certificate_id": view.certificate_id,
-        "delivered_at": _iso(view.delivered_at, project),
+        "delivered_at": iso_time(view.delivered_at, project),
     }
 
 
-def _send_row(view: SendView, project: ProjectView) -> dict[str, Any]:
+def send_table_columns(several_projects: bool) -> list[Column]:
+    """The narrower set of columns a terminal table shows; the reason names the certificate."""
+    keys = [
+        "send_id",
+        "negocio",
+        "inmueble",
+        "client",
+        "recipient",
+        "subject",
+        "sent_at",
+        "state",
+        "reason",
+    ]
+    if several_projects:
+        keys.insert(0, "project")
+    by_key = {column.key: column for column in send_columns()}
+    return [by_key[key] for key in keys]
+
+
+def send_row(view: SendView, project: ProjectView) -> dict[str, Any]:
     """The same send for people: translated state and reason, local dates."""
     return {
-        **_send_record(view, project),
+        **send_record(view, project),
         "sent_at": format_time(view.sent_at, project.timezone),
         "delivered_at": format_time(view.delivered_at, project.timezone),
         "state": state_label(view.state),
@@ -85,88 +117,39 @@ def _send_row(view: SendView, project: ProjectView) -> dict[str, Any]:
     }
 
 
-def _state_choice() -> click.Choice:
-    return click.Choice([state.value for state in SendState])
-
-
-def _format_option() -> Any:
-    return click.option(
-        "--format",
-        "output_format",
-        type=click.Choice([f.value for f in OutputFormat]),
-        default=OutputFormat.TABLE.value,
-        show_default=True,
-        help=_("Output: a table for people, or JSON or CSV with English keys for scripts."),
-    )
-
-
-def _as_of_option() -> Any:
-    return click.option(
-        "--as-of",
-        "as_of",
-        metavar="ISO8601",
-        help=_("Judge deadlines at this time instead of now, e.g. 2026-11-03T18:00-05:00."),
-    )
-
-
-def _fail_option() -> Any:
-    return click.option(
-        "--fail-on-problems",
-        is_flag=True,
-        help=_("Exit with status 1 when any listed send has a problem."),
-    )
-
-
-def _project_option() -> Any:
-    return click.option("--project", "project_code", metavar="CODE", help=_("Only this project (its code)."))
-
-
-def _print_sends(
+def print_sends(
     app: AppContext,
-    project_code: str | None,
-    as_of_text: str | None,
-    output_format: str,
-    fail_on_problems: bool,
-    states: frozenset[SendState] | None,
-    exclude: frozenset[SendState] | None,
+    options: QueryOptions,
+    states: frozenset[SendState] | None = None,
+    exclude: frozenset[SendState] | None = None,
 ) -> None:
-    as_of = app.parse_as_of(as_of_text) or utcnow()
-    projects = app.projects(project_code)
+    """Print the sends of the chosen projects with their state at ``options.as_of``."""
+    as_of = app.parse_as_of(options.as_of) or utcnow()
+    projects = app.projects(options.project_code)
     found_problem = False
 
     def views() -> Iterator[tuple[SendView, ProjectView]]:
         nonlocal found_problem
         with app.database.session() as session:
             for project in projects:
-                for view in list_sends(session, project, as_of, states=states, exclude_states=exclude):
+                for view in list_sends(
+                    session, project, as_of, states=states, exclude_states=exclude
+                ):
                     found_problem = found_problem or view.state in PROBLEM_STATES
                     yield view, project
 
-    chosen = OutputFormat(output_format)
+    chosen = OutputFormat(options.output_format)
     if chosen is OutputFormat.TABLE:
         pairs = list(views())
-        records = [_send_record(v, p) for v, p in pairs]
-        human = [_send_row(v, p) for v, p in pairs]
-        write_rows(records, _send_columns(), chosen, human_rows=human)
+        records = [send_record(view, project) for view, project in pairs]
+        human = [send_row(view, project) for view, project in pairs]
+        write_rows(records, send_table_columns(len(projects) > 1), chosen, human_rows=human)
     else:
-        write_rows((_send_record(v, p) for v, p in views()), _send_columns(), chosen)
+        records_stream = (send_record(view, project) for view, project in views())
+        write_rows(records_stream, send_columns(), chosen)
 
-    if fail_on_problems and found_problem:
+    if options.fail_on_problems and found_problem:
         sys.exit(EXIT_PROBLEMS)
-
-
-def _orphan_record(view: OrphanView, project: ProjectView) -> dict[str, Any]:
-    return {
-        "project": view.project,
-        "evidence_id": view.evidence_id,
-        "kind": view.kind.value,
-        "certificate_id": view.certificate_id,
-        "recipient": view.recipient,
-        "subject": view.subject,
-        "time": _iso(view.time, project),
-        "deadline": _iso(view.deadline, project),
-        "message_id": view.message_pk,
-    }
 
 
 def _orphan_columns() -> list[Column]:
@@ -182,192 +165,202 @@ def _orphan_columns() -> list[Column]:
     ]
 
 
-def _kind_label(kind: str) -> str:
-    labels = {"delivered": _("delivered"), "delivery_failed": _("delivery failed"), "rejected": _("rejected")}
+def _orphan_record(view: OrphanView, project: ProjectView) -> dict[str, Any]:
+    return {
+        "project": view.project,
+        "evidence_id": view.evidence_id,
+        "kind": view.kind.value,
+        "certificate_id": view.certificate_id,
+        "recipient": view.recipient,
+        "subject": view.subject,
+        "time": iso_time(view.time, project),
+        "deadline": iso_time(view.deadline, project),
+        "message_id": view.message_pk,
+    }
+
+
+def evidence_kind_label(kind: str) -> str:
+    """The kind of a piece of evidence in the active locale."""
+    labels = {
+        "delivered": _("delivered"),
+        "delivery_failed": _("delivery failed"),
+        "rejected": _("rejected"),
+    }
     return labels.get(kind, kind)
+
+
+def print_orphans(app: AppContext, options: QueryOptions) -> None:
+    """Print the evidence that matched no send after its deadline."""
+    as_of = app.parse_as_of(options.as_of) or utcnow()
+    records: list[dict[str, Any]] = []
+    human: list[dict[str, Any]] = []
+    with app.database.session() as session:
+        for project in app.projects(options.project_code):
+            for view in list_orphans(session, project, as_of):
+                record = _orphan_record(view, project)
+                records.append(record)
+                local_time = format_time(view.time, project.timezone)
+                human.append(
+                    {**record, "kind": evidence_kind_label(view.kind.value), "time": local_time}
+                )
+
+    write_rows(records, _orphan_columns(), OutputFormat(options.output_format), human_rows=human)
+    if options.fail_on_problems and records:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _evidence_record(
+    evidence: Evidence, message: StoredMessage, project: ProjectView
+) -> dict[str, Any]:
+    return {
+        "kind": evidence.kind.value,
+        "source": evidence.source,
+        "sender": evidence.sender,
+        "recipient": evidence.recipient,
+        "subject": evidence.subject,
+        "sent_at": iso_time(evidence.sent_at, project),
+        "delivered_at": iso_time(evidence.delivered_at, project),
+        "smtp_code": evidence.smtp_code,
+        "smtp_detail": evidence.smtp_detail,
+        "content_hash": evidence.content_hash,
+        "attachment_name": evidence.attachment_name,
+        "message_sha256": message.sha256,
+        "message_location": message.location,
+    }
+
+
+def _evidence_fields(
+    evidence: Evidence, message: StoredMessage, project: ProjectView
+) -> list[tuple[str, Any]]:
+    return [
+        (_("Evidence sender"), evidence.sender),
+        (_("Evidence subject"), evidence.subject),
+        (_("Evidence sent"), format_time(evidence.sent_at, project.timezone)),
+        (_("Content hash"), evidence.content_hash),
+        (_("Certificate file"), evidence.attachment_name),
+        (_("Archived message"), message.sha256),
+    ]
+
+
+def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_format: str) -> None:
+    """Print one send with its evidence and match."""
+    as_of = app.parse_as_of(as_of_text) or utcnow()
+    with app.database.session() as session:
+        code = find_send_project(session, send_id)
+        if code is None:
+            message = _("No send with id {send_id}: list them with 'acuse sends'.")
+            raise click.UsageError(message.format(send_id=send_id))
+        project = app.projects(code)[0]
+        view = get_send(session, project, send_id, as_of)
+        assert view is not None
+        evidence = get_evidence(session, view.evidence_id) if view.evidence_id is not None else None
+
+    if OutputFormat(output_format) is OutputFormat.JSON:
+        record = send_record(view, project)
+        if evidence is not None:
+            record["evidence"] = _evidence_record(*evidence, project)
+        write_rows([record], [], OutputFormat.JSON)
+        return
+
+    row = send_row(view, project)
+    fields: list[tuple[str, Any]] = [
+        (column.heading, row.get(column.key)) for column in send_columns()
+    ]
+    fields.insert(3, (_("Notification"), view.notification_type))
+    fields.append((_("Match rule"), view.match_rule))
+    if evidence is not None:
+        fields += _evidence_fields(*evidence, project)
+    write_fields(fields)
+
+
+def project_option() -> Callable[..., Any]:
+    """The ``--project`` option."""
+    return click.option(
+        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+    )
+
+
+def as_of_option() -> Callable[..., Any]:
+    """The ``--as-of`` option."""
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="ISO8601",
+        help=_("Judge deadlines at this time instead of now, e.g. 2026-11-03T18:00-05:00."),
+    )
+
+
+def format_option(*choices: OutputFormat) -> Callable[..., Any]:
+    """The ``--format`` option, limited to ``choices`` when given."""
+    allowed = choices or tuple(OutputFormat)
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice([choice.value for choice in allowed]),
+        default=OutputFormat.TABLE.value,
+        show_default=True,
+        help=_("Output: a table for people, or JSON or CSV with English keys for scripts."),
+    )
+
+
+def _listing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in (
+        click.option(
+            "--fail-on-problems",
+            is_flag=True,
+            help=_("Exit with status 1 when the listing shows any problem."),
+        ),
+        format_option(),
+        as_of_option(),
+        project_option(),
+    ):
+        command = option(command)
+    return command
+
+
+def _state_option() -> Callable[..., Any]:
+    return click.option(
+        "--state",
+        "state_values",
+        multiple=True,
+        type=click.Choice([state.value for state in SendState]),
+        help=_("Only sends in this state; repeat for several."),
+    )
 
 
 def register(cli: click.Group) -> None:
     """Add the query commands to ``cli``."""
 
     @cli.command("sends", help=_("List sends with their certification state."))
-    @_project_option()
-    @click.option("--state", "state_values", multiple=True, type=_state_choice(), help=_("Only sends in this state; repeat for several."))
-    @_as_of_option()
-    @_format_option()
-    @_fail_option()
+    @_state_option()
+    @_listing_options
     @click.pass_obj
-    def sends_command(
-        app: AppContext,
-        project_code: str | None,
-        state_values: tuple[str, ...],
-        as_of: str | None,
-        output_format: str,
-        fail_on_problems: bool,
-    ) -> None:
+    def sends_command(app: AppContext, state_values: tuple[str, ...], **options: Any) -> None:
         states = frozenset(SendState(value) for value in state_values) or None
-        _print_sends(app, project_code, as_of, output_format, fail_on_problems, states, None)
+        print_sends(app, QueryOptions(**options), states=states)
 
-    @cli.command("unmatched", help=_("List sends that are not certified (every state but certified)."))
-    @_project_option()
-    @click.option("--state", "state_values", multiple=True, type=_state_choice(), help=_("Only sends in this state; repeat for several."))
-    @_as_of_option()
-    @_format_option()
-    @_fail_option()
+    @cli.command(
+        "unmatched", help=_("List sends that are not certified (every state but certified).")
+    )
+    @_state_option()
+    @_listing_options
     @click.pass_obj
-    def unmatched_command(
-        app: AppContext,
-        project_code: str | None,
-        state_values: tuple[str, ...],
-        as_of: str | None,
-        output_format: str,
-        fail_on_problems: bool,
-    ) -> None:
+    def unmatched_command(app: AppContext, state_values: tuple[str, ...], **options: Any) -> None:
         states = frozenset(SendState(value) for value in state_values) or None
-        exclude = frozenset({SendState.CERTIFIED})
-        _print_sends(app, project_code, as_of, output_format, fail_on_problems, states, exclude)
+        print_sends(
+            app, QueryOptions(**options), states=states, exclude=frozenset({SendState.CERTIFIED})
+        )
 
     @cli.command("orphans", help=_("List evidence that matched no send after its deadline."))
-    @_project_option()
-    @_as_of_option()
-    @_format_option()
-    @_fail_option()
+    @_listing_options
     @click.pass_obj
-    def orphans_command(
-        app: AppContext, project_code: str | None, as_of: str | None, output_format: str, fail_on_problems: bool
-    ) -> None:
-        when = app.parse_as_of(as_of) or utcnow()
-        records: list[dict[str, Any]] = []
-        human: list[dict[str, Any]] = []
-        with app.database.session() as session:
-            for project in app.projects(project_code):
-                for view in list_orphans(session, project, when):
-                    record = _orphan_record(view, project)
-                    records.append(record)
-                    human.append(
-                        {**record, "kind": _kind_label(view.kind.value), "time": format_time(view.time, project.timezone)}
-                    )
-        write_rows(records, _orphan_columns(), OutputFormat(output_format), human_rows=human)
-        if fail_on_problems and records:
-            sys.exit(EXIT_PROBLEMS)
+    def orphans_command(app: AppContext, **options: Any) -> None:
+        print_orphans(app, QueryOptions(**options))
 
     @cli.command("show", help=_("Show one send with its evidence and how it was matched."))
     @click.argument("send_id", type=int)
-    @_as_of_option()
-    @click.option(
-        "--format",
-        "output_format",
-        type=click.Choice([OutputFormat.TABLE.value, OutputFormat.JSON.value]),
-        default=OutputFormat.TABLE.value,
-        show_default=True,
-        help=_("Output: fields for people, or JSON for scripts."),
-    )
+    @as_of_option()
+    @format_option(OutputFormat.TABLE, OutputFormat.JSON)
     @click.pass_obj
     def show_command(app: AppContext, send_id: int, as_of: str | None, output_format: str) -> None:
-        when = app.parse_as_of(as_of) or utcnow()
-        with app.database.session() as session:
-            code = find_send_project(session, send_id)
-            if code is None:
-                raise click.UsageError(_("No send with id {send_id}: list them with 'acuse sends'.").format(send_id=send_id))
-            project = app.projects(code)[0]
-            view = get_send(session, project, send_id, when)
-            assert view is not None
-            evidence = get_evidence(session, view.evidence_id) if view.evidence_id is not None else None
-
-        record = _send_record(view, project)
-        if evidence is not None:
-            found, message = evidence
-            record["evidence"] = {
-                "kind": found.kind.value,
-                "source": found.source,
-                "sender": found.sender,
-                "recipient": found.recipient,
-                "subject": found.subject,
-                "sent_at": _iso(found.sent_at, project),
-                "delivered_at": _iso(found.delivered_at, project),
-                "smtp_code": found.smtp_code,
-                "smtp_detail": found.smtp_detail,
-                "content_hash": found.content_hash,
-                "attachment_name": found.attachment_name,
-                "message_sha256": message.sha256,
-                "message_location": message.location,
-            }
-        if OutputFormat(output_format) is OutputFormat.JSON:
-            write_rows([record], [], OutputFormat.JSON)
-            return
-
-        row = _send_row(view, project)
-        fields: list[tuple[str, Any]] = [(column.heading, row.get(column.key)) for column in _send_columns()]
-        fields.insert(3, (_("Notification"), view.notification_type))
-        fields.append((_("Match rule"), view.match_rule))
-        if evidence is not None:
-            found, message = evidence
-            fields += [
-                (_("Evidence sender"), found.sender),
-                (_("Evidence subject"), found.subject),
-                (_("Evidence sent"), format_time(found.sent_at, project.timezone)),
-                (_("Content hash"), found.content_hash),
-                (_("Certificate file"), found.attachment_name),
-                (_("Archived message"), message.sha256),
-            ]
-        write_fields(fields)
-
-    @cli.command("status", help=_("Show per project the messages stored, the mailbox cursor and the sends per state."))
-    @_project_option()
-    @_format_option()
-    @click.pass_obj
-    def status_command(app: AppContext, project_code: str | None, output_format: str) -> None:
-        now = utcnow()
-        chosen = OutputFormat(output_format)
-        records: list[dict[str, Any]] = []
-        with app.database.session() as session:
-            for project in app.projects(project_code):
-                status = project_status(session, project, now)
-                cursor = status.cursors[0] if status.cursors else None
-                record: dict[str, Any] = {
-                    "project": project.code,
-                    "name": project.name,
-                    "messages": status.messages,
-                    "evidence": status.evidence,
-                    "unrelated": status.unrelated,
-                    "quarantined": status.quarantined,
-                    "orphans": status.orphans,
-                    "last_message_at": _iso(status.last_message_at, project),
-                    "last_uid": cursor.last_uid if cursor else None,
-                    "uidvalidity": cursor.uidvalidity if cursor else None,
-                    "last_reconcile_at": _iso(status.last_reconcile.finished_at, project) if status.last_reconcile else None,
-                    "sends": {state.value: status.states.get(state, 0) for state in SendState},
-                }
-                records.append(record)
-
-        if chosen is not OutputFormat.TABLE:
-            flat = [{**{k: v for k, v in r.items() if k != "sends"}, **r["sends"]} for r in records]
-            columns = [Column(key, key) for key in flat[0]] if flat else []
-            write_rows(flat if chosen is OutputFormat.CSV else records, columns, chosen)
-            return
-
-        columns = [
-            Column("project", _("Project")),
-            Column("messages", _("Messages")),
-            Column("evidence", _("Evidence")),
-            Column("quarantined", _("Quarantined")),
-            Column("orphans", _("Orphans")),
-            Column("last_message_at", _("Last message")),
-            Column("last_reconcile_at", _("Last reconciliation")),
-        ] + [Column(state.value, state_label(state)) for state in SendState]
-        human = []
-        for record in records:
-            project = app.projects(record["project"])[0]
-            row = {key: value for key, value in record.items() if key != "sends"}
-            for key in ("messages", "evidence", "quarantined", "orphans"):
-                row[key] = format_count(record[key])
-            for state in SendState:
-                row[state.value] = format_count(record["sends"][state.value])
-            row["last_message_at"] = format_time(_parse(record["last_message_at"]), project.timezone)
-            row["last_reconcile_at"] = format_time(_parse(record["last_reconcile_at"]), project.timezone)
-            human.append(row)
-        write_rows(records, columns, chosen, human_rows=human)
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+        print_send(app, send_id, as_of, output_format)

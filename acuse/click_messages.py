@@ -4,13 +4,7 @@ click translates these with ``gettext.gettext`` in the global text domain, which
 points at acuse's catalog. Nothing here runs: the module exists only for extraction.
 """
 
-from config.i18n import ngettext
-
-
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
-    """Mark ``message`` for extraction without translating it."""
-    return message
-
+from config.i18n import N_, ngettext
 
 CLICK_MESSAGES = (
     N_("Usage:"),
@@ -53,4 +47,6 @@ def _plural_messages() -> None:
     ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.", 1)
     ngettext("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})", 1)
     ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)", 1)
-    ngettext("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments.", 1)
+    ngettext(
+        "Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments.", 1
+    )

@@ -34,7 +34,9 @@ class AppContext:
         """The projects a command works on: ``code`` alone, or every configured project."""
         views = project_views(self.settings, code)
         if not views:
-            raise ConfigError(_("No project is configured: add a [[projects]] table to the configuration."))
+            raise ConfigError(
+                _("No project is configured: add a [[projects]] table to the configuration.")
+            )
         return views
 
     def parse_as_of(self, value: str | None) -> datetime | None:
@@ -44,7 +46,10 @@ class AppContext:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as exc:
-            message = _("Invalid --as-of value {value!r}: write an ISO 8601 time such as 2026-11-03T18:00-05:00.")
+            message = _(
+                "Invalid --as-of value {value!r}: "
+                "write an ISO 8601 time such as 2026-11-03T18:00-05:00."
+            )
             raise ConfigError(message.format(value=value)) from exc
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=ZoneInfo(self.settings.defaults.timezone))

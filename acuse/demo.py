@@ -10,15 +10,15 @@ import tempfile
 from pathlib import Path
 
 import click
+from reconcile.send_import import import_send_log
 
 from acuse.cli_pipeline import ingest_path, print_import_summary, print_reconcile_summary
-from acuse.cli_queries import print_orphans, print_sends
+from acuse.cli_queries import QueryOptions, print_orphans, print_sends
 from acuse.context import AppContext
-from acuse.output import OutputFormat
+from acuse.labels import current_locale
 from config.errors import ConfigError
 from config.i18n import _
 from reconcile.reconciliation import reconcile_project, subject_normalizer
-from reconcile.send_import import import_send_log
 
 DEMO_AS_OF = "2026-11-04T09:00:00-05:00"
 DEMO_PROJECT = "TDP2"
@@ -63,16 +63,25 @@ def run_demo(folder: Path, locale: str) -> None:
     try:
         project = app.projects(DEMO_PROJECT)[0]
         as_of = app.parse_as_of(DEMO_AS_OF)
-        click.echo(_("acuse demo in {folder}, judged as of {as_of}").format(folder=folder, as_of=DEMO_AS_OF))
+        click.echo(
+            _("acuse demo in {folder}, judged as of {as_of}").format(
+                folder=folder, as_of=DEMO_AS_OF
+            )
+        )
         click.echo()
-        print_import_summary(import_send_log(app.database, samples / "envios-paco.csv", project, as_of))  # type: ignore[arg-type]
+        print_import_summary(
+            import_send_log(app.database, samples / "envios-paco.csv", project, as_of)
+        )  # type: ignore[arg-type]
         ingest_path(app, samples / "evidencias", project)
-        print_reconcile_summary(reconcile_project(app.database, project, subject_normalizer(project), as_of=as_of))
+        print_reconcile_summary(
+            reconcile_project(app.database, project, subject_normalizer(project), as_of=as_of)
+        )
         click.echo()
-        print_sends(app, DEMO_PROJECT, DEMO_AS_OF, OutputFormat.TABLE.value, False, None, None)
+        options = QueryOptions(project_code=DEMO_PROJECT, as_of=DEMO_AS_OF)
+        print_sends(app, options)
         click.echo()
         click.echo(_("Evidence that matched no send:"))
-        print_orphans(app, DEMO_PROJECT, DEMO_AS_OF, OutputFormat.TABLE.value, False)
+        print_orphans(app, options)
     finally:
         app.close()
 
@@ -80,17 +89,19 @@ def run_demo(folder: Path, locale: str) -> None:
 def register(cli: click.Group) -> None:
     """Add the ``demo`` command to ``cli``."""
 
-    @cli.command("demo", help=_("Run import, ingest and reconciliation on the invented samples and print the result."))
+    @cli.command(
+        "demo",
+        help=_(
+            "Run import, ingest and reconciliation on the invented samples and print the result."
+        ),
+    )
     @click.option(
         "--keep",
         "keep",
         type=click.Path(file_okay=False, path_type=Path),
         help=_("Keep the demo's configuration, database and archive in this folder."),
     )
-    @click.pass_context
-    def demo_command(ctx: click.Context, keep: Path | None) -> None:
-        from acuse.labels import current_locale
-
+    def demo_command(keep: Path | None) -> None:
         locale = current_locale()
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)

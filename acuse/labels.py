@@ -4,13 +4,13 @@ Scripts get the stable English codes instead (``certified``, ``missing``); see `
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
-from config.i18n import _, active_locale_translation
+from config.i18n import N_, _, active_locale_translation
 from reconcile.models import SendState
 from reconcile.queries import SendView
 from reconcile.states import failure_detail
@@ -53,12 +53,16 @@ def format_count(value: int, locale: str | None = None) -> str:
     return format_decimal(value, locale=locale or current_locale())
 
 
-def format_hours(value: timedelta) -> str:
-    """Format a deadline such as 6 hours as ``6 h`` (or ``90 min`` below two hours)."""
-    minutes = int(value.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{format_count(minutes // 60)} h"
+_REASON_TEMPLATES = {
+    SendState.CERTIFIED: N_("Certificate {certificate}, delivered {delivered}"),
+    SendState.DELIVERY_FAILED: N_("Delivery failed: {detail}"),
+    SendState.REJECTED: N_("Lleida.net did not certify it: {detail}"),
+    SendState.AMBIGUOUS: N_("Several pieces of evidence fit: {candidates}"),
+    SendState.NOT_COPIED: N_("The send log says Lleida.net was not in copy"),
+    SendState.MISSING: N_("No evidence by the deadline {deadline}"),
+    SendState.PENDING: N_("Waiting for evidence until {deadline}"),
+    SendState.UNVERIFIED: N_("The evidence failed its authenticity checks: {detail}"),
+}
 
 
 def send_reason(view: SendView, zone: ZoneInfo, translate: Translate = _) -> str:
@@ -67,21 +71,12 @@ def send_reason(view: SendView, zone: ZoneInfo, translate: Translate = _) -> str
     ``translate`` is ``_`` for people and ``str`` for scripts, which read English.
     """
     locale = current_locale() if translate is _ else "en"
-    if view.state is SendState.CERTIFIED:
-        return translate("Certificate {certificate}, delivered {time}").format(
-            certificate=view.certificate_id or "?", time=format_time(view.delivered_at, zone, locale)
-        )
-    if view.state in (SendState.DELIVERY_FAILED, SendState.REJECTED):
-        detail = failure_detail(view.smtp_code, view.smtp_detail, view.evidence_reason)
-        return detail or translate("The provider gave no reason")
-    if view.state is SendState.AMBIGUOUS:
-        return translate("Several pieces of evidence fit: {candidates}").format(
-            candidates=", ".join(f"#{number}" for number in (view.candidates or "").split(","))
-        )
-    if view.state is SendState.NOT_COPIED:
-        return translate("The send log says Lleida.net was not in copy")
-    if view.state is SendState.MISSING:
-        return translate("No evidence by the deadline {time}").format(time=format_time(view.deadline, zone, locale))
-    if view.state is SendState.PENDING:
-        return translate("Waiting for evidence until {time}").format(time=format_time(view.deadline, zone, locale))
-    return ""
+    detail = failure_detail(view.smtp_code, view.smtp_detail, view.evidence_reason)
+    candidates = (view.candidates or "").split(",")
+    return translate(_REASON_TEMPLATES[view.state]).format(
+        certificate=view.certificate_id or "?",
+        delivered=format_time(view.delivered_at, zone, locale),
+        detail=detail or translate(N_("no reason given")),
+        candidates=", ".join(f"#{number}" for number in candidates),
+        deadline=format_time(view.deadline, zone, locale),
+    )

@@ -58,7 +58,9 @@ def write_rows(
         return len(materialized)
 
     if output_format is OutputFormat.CSV:
-        writer = csv.DictWriter(stream, fieldnames=[column.key for column in columns], extrasaction="ignore")
+        writer = csv.DictWriter(
+            stream, fieldnames=[column.key for column in columns], extrasaction="ignore"
+        )
         writer.writeheader()
         written = 0
         for row in rows:
@@ -71,7 +73,9 @@ def write_rows(
         table.add_column(column.heading, overflow="fold")
     written = 0
     for row in human_rows if human_rows is not None else rows:
-        table.add_row(*("" if row.get(column.key) is None else str(row[column.key]) for column in columns))
+        table.add_row(
+            *("" if row.get(column.key) is None else str(row[column.key]) for column in columns)
+        )
         written += 1
     console(stream).print(table)
     return written

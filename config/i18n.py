@@ -61,6 +61,11 @@ def _(message: str) -> str:
     return active_locale_translation().gettext(message)
 
 
+def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+    """Mark ``message`` for extraction; it is translated later, where it is shown."""
+    return message
+
+
 def ngettext(singular: str, plural: str, count: int) -> str:
     """Translate a message whose form depends on ``count``."""
     return active_locale_translation().ngettext(singular, plural, count)

@@ -93,5 +93,7 @@ def configure_logging(
     root.setLevel(level.upper())
 
     # Libraries log every protocol line at DEBUG; keep them one level quieter than acuse.
-    for noisy in ("imapclient", "mailparser", "pypdf", "apscheduler", "alembic"):
+    # pypdf warns about every flaw of a damaged PDF; acuse reports the outcome (quarantine).
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    for noisy in ("imapclient", "mailparser", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level.upper()), logging.INFO))

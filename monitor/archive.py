@@ -26,6 +26,7 @@ from pathlib import Path
 
 from config.errors import AcuseError
 from config.i18n import _
+from monitor.crashpoints import Step, crash_point
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +239,9 @@ class Archive:
                 handle.flush()
                 os.fchmod(handle.fileno(), FILE_MODE)
                 os.fsync(handle.fileno())
+            crash_point(Step.ARCHIVE_TEMP_WRITTEN)
             os.replace(temp, path)
+            crash_point(Step.ARCHIVE_RENAMED)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise

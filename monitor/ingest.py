@@ -23,6 +23,7 @@ from sqlmodel import Session
 from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.archive import Archive
+from monitor.crashpoints import Step, crash_point
 from monitor.models import Evidence, MailboxCursor, MessageClass, StoredMessage
 from monitor.reading import MessageReading, read_message
 
@@ -91,13 +92,17 @@ class Ingestor:
         self.archive = archive
         self.project = project
 
-    def ingest_batch(self, messages: list[IncomingMessage], cursor: CursorMove | None = None) -> IngestCounts:
+    def ingest_batch(
+        self, messages: list[IncomingMessage], cursor: CursorMove | None = None
+    ) -> IngestCounts:
         """Keep, read and record ``messages``; move ``cursor`` in the same transaction."""
         batch = self.keep_raw(messages)
         self.read_new(batch)
         return self.record(batch, cursor)
 
-    def ingest_all(self, messages: Iterable[IncomingMessage], batch_size: int = 100) -> IngestCounts:
+    def ingest_all(
+        self, messages: Iterable[IncomingMessage], batch_size: int = 100
+    ) -> IngestCounts:
         """Ingest a stream of messages in batches of ``batch_size``."""
         total = IngestCounts()
         for chunk in _chunks(messages, batch_size):
@@ -110,6 +115,7 @@ class Ingestor:
             blob = self.archive.store(message.raw, defer_sync=True)
             batch.append(_Kept(message, blob.sha256, blob.size))
         self.archive.sync()
+        crash_point(Step.ARCHIVE_SYNCED)
         return batch
 
     def read_new(self, batch: list[_Kept]) -> None:
@@ -135,6 +141,9 @@ class Ingestor:
                 recorded.add(kept.sha256)
             if cursor is not None:
                 self._move_cursor(session, cursor, now)
+            session.flush()
+            crash_point(Step.LEDGER_BEFORE_COMMIT)
+        crash_point(Step.LEDGER_COMMITTED)
 
         self._log_batch(counts, cursor)
         return counts
@@ -143,14 +152,17 @@ class Ingestor:
         if not hashes:
             return set()
         query = select(StoredMessage.sha256).where(
-            StoredMessage.project == self.project.code, StoredMessage.sha256.in_(hashes)  # type: ignore[attr-defined]
+            StoredMessage.project == self.project.code,
+            StoredMessage.sha256.in_(hashes),  # type: ignore[attr-defined]
         )
         if session is not None:
             return set(session.execute(query).scalars())
         with self.database.session() as reader:
             return set(reader.execute(query).scalars())
 
-    def _record_message(self, session: Session, kept: _Kept, now: datetime, counts: IngestCounts) -> None:
+    def _record_message(
+        self, session: Session, kept: _Kept, now: datetime, counts: IngestCounts
+    ) -> None:
         reading = kept.reading
         assert reading is not None
         message = kept.message
@@ -248,7 +260,11 @@ def _quarantine_reason(reading: MessageReading) -> str | None:
 
 
 def record_evidence(
-    session: Session, project: ProjectView, message: StoredMessage, reading: MessageReading, now: datetime
+    session: Session,
+    project: ProjectView,
+    message: StoredMessage,
+    reading: MessageReading,
+    now: datetime,
 ) -> int:
     """Insert the evidence of ``reading`` for ``message``; return how many certificates were known.
 

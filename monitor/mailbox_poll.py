@@ -29,7 +29,9 @@ class PollResult:
     counts: IngestCounts = field(default_factory=IngestCounts)
 
 
-def poll_mailbox(database: Database, archive: Archive, project: ProjectView, source: ImapSource) -> PollResult:
+def poll_mailbox(
+    database: Database, archive: Archive, project: ProjectView, source: ImapSource
+) -> PollResult:
     """Ingest every message of the source's folder that the cursor has not passed yet.
 
     The source must be connected. Each fetched batch is committed with its cursor move.

@@ -7,6 +7,7 @@ from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from config.database import UTCDateTime, enum_type
+from monitor.models import Evidence  # noqa: F401 - send.evidence_id refers to its table
 
 
 class SendState(StrEnum):

@@ -82,7 +82,9 @@ def list_sends(
         yield _send_view(row, project)
 
 
-def get_send(session: Session, project: ProjectView, send_id: int, as_of: datetime) -> SendView | None:
+def get_send(
+    session: Session, project: ProjectView, send_id: int, as_of: datetime
+) -> SendView | None:
     """Return one send of the project, or None when the project has no send with that id."""
     row = session.execute(_send_query(project, as_of).where(Send.id == send_id)).first()
     return _send_view(row, project) if row is not None else None
@@ -204,7 +206,9 @@ def project_status(session: Session, project: ProjectView, as_of: datetime) -> P
     states = {
         SendState(value): total
         for value, total in session.execute(
-            select(state, func.count()).where(Send.project == project.code, Send.sent_at <= as_of).group_by(state)
+            select(state, func.count())
+            .where(Send.project == project.code, Send.sent_at <= as_of)
+            .group_by(state)
         ).all()
     }
     evidence_count = session.execute(
@@ -214,12 +218,18 @@ def project_status(session: Session, project: ProjectView, as_of: datetime) -> P
         select(func.count())
         .select_from(Evidence)
         .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
-        .where(Evidence.project == project.code, _unclaimed(), evidence_time() <= as_of - project.orphan_after)
+        .where(
+            Evidence.project == project.code,
+            _unclaimed(),
+            evidence_time() <= as_of - project.orphan_after,
+        )
     ).scalar_one()
     last_message_at = session.execute(
         select(func.max(StoredMessage.stored_at)).where(StoredMessage.project == project.code)
     ).scalar_one()
-    cursors = list(session.exec(select(MailboxCursor).where(MailboxCursor.project == project.code)).all())
+    cursors = list(
+        session.exec(select(MailboxCursor).where(MailboxCursor.project == project.code)).all()
+    )
     return ProjectStatus(
         project=project.code,
         messages=sum(classes.values()),
@@ -232,4 +242,3 @@ def project_status(session: Session, project: ProjectView, as_of: datetime) -> P
         states=states,
         orphans=orphans,
     )
-

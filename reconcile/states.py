@@ -13,6 +13,7 @@ that queries compute for another point in time can never disagree.
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, false, literal, select
+from sqlalchemy.orm import aliased
 
 from monitor.models import Evidence, EvidenceKind
 from reconcile.models import Send, SendState
@@ -31,7 +32,11 @@ PROBLEM_STATES = frozenset(
 
 def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement[str]:
     """An SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
-    evidence_kind = select(Evidence.kind).where(Evidence.id == Send.evidence_id).scalar_subquery()
+    # An alias keeps the subquery correlated to send only, even in queries that join evidence.
+    linked = aliased(Evidence)
+    evidence_kind = (
+        select(linked.kind).where(linked.id == Send.evidence_id).correlate(Send).scalar_subquery()
+    )
     deadline_cutoff = as_of - missing_after
     return case(
         (evidence_kind == EvidenceKind.DELIVERED.value, literal(SendState.CERTIFIED.value)),
