@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import click
-from reconcile.send_import import ImportSummary, import_send_log
 
 from acuse.checks import check_configuration, mailbox_password
 from acuse.context import AppContext
@@ -16,9 +15,11 @@ from monitor.archive import Archive
 from monitor.directory_source import DirectorySource
 from monitor.imap_source import ImapSource
 from monitor.ingest import IncomingMessage, IngestCounts, Ingestor
+from monitor.mailbox_health import record_poll_failure, record_poll_success
 from monitor.mailbox_poll import poll_mailbox
 from reconcile.models import SendState
 from reconcile.reconciliation import ReconcileSummary, reconcile_project, subject_normalizer
+from reconcile.send_import import ImportSummary, import_send_log
 
 EXIT_RUNTIME = 3
 
@@ -142,15 +143,17 @@ def register(cli: click.Group) -> None:
         for project in app.projects(project_code):
             if project.settings.mailbox is None:
                 continue
+            folder = project.settings.mailbox.folder
             try:
-                with ImapSource.for_project(
-                    settings, project, mailbox_password(settings, project)
-                ) as source:
+                password = mailbox_password(settings, project)
+                with ImapSource.for_project(settings, project, password) as source:
                     result = poll_mailbox(app.database, archive, project, source)
             except AcuseError as exc:
                 failures += 1
+                record_poll_failure(app.database, project.code, folder, str(exc), utcnow())
                 click.echo(_("Error: {message}").format(message=exc), err=True)
                 continue
+            record_poll_success(app.database, project.code, folder, result.counts.stored, utcnow())
             click.echo(f"{project.code} ({result.folder}): {_ingest_summary(result.counts)}")
             if not no_reconcile:
                 reconcile_project(app.database, project, subject_normalizer(project))

@@ -106,3 +106,23 @@ class Evidence(SQLModel, table=True):
     attachment_sha256: str | None = Field(default=None, sa_type=String(64))
     raw_text: str = Field(default="", sa_type=Text)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class MailboxHealth(SQLModel, table=True):
+    """How the polls of a project's IMAP folder have gone: last success, last error, streak.
+
+    ``failing_since`` is the time of the first failure of the current streak, so alerts can
+    wait until a mailbox has failed for longer than a threshold.
+    """
+
+    __tablename__ = "mailbox_health"
+
+    project: str = Field(sa_type=String(64), primary_key=True)
+    folder: str = Field(sa_type=String(255), primary_key=True)
+    last_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_success_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    consecutive_failures: int = 0
+    failing_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    messages_stored: int = 0

@@ -30,6 +30,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("project", "folder"),
     )
     op.create_table(
+        "mailbox_health",
+        sa.Column("project", sa.String(length=64), nullable=False),
+        sa.Column("folder", sa.String(length=255), nullable=False),
+        sa.Column("last_attempt_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("failing_since", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("messages_stored", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("project", "folder"),
+    )
+    op.create_table(
         "message",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("project", sa.String(length=64), nullable=False),
@@ -274,4 +287,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_message_project"))
 
     op.drop_table("message")
+    op.drop_table("mailbox_health")
     op.drop_table("mailbox_cursor")
