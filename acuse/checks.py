@@ -59,7 +59,8 @@ def mailbox_password(settings: Settings, project: ProjectView) -> str:
     return read_secret(settings, mailbox.password_file, password_key(project))
 
 
-def _check_archive(settings: Settings) -> str:
+def check_archive_writable(settings: Settings) -> str:
+    """Create the archive folder if needed and prove it writable; raise ConfigError otherwise."""
     path = settings.archive_path
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,7 @@ def check_configuration(app: AppContext, live: bool) -> None:
         )
     )
     tally = _Tally()
-    _run(tally, False, partial(_check_archive, settings))
+    _run(tally, False, partial(check_archive_writable, settings))
     _run(tally, False, partial(_check_database, app))
 
     for project in app.projects():

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
-from acuse import cli_pipeline, cli_queries, cli_status, demo
+from acuse import cli_daemon, cli_pipeline, cli_queries, cli_status, demo
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
@@ -124,20 +124,25 @@ def build_cli() -> click.Group:
     @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-        default="warning",
-        show_default=True,
-        help=_("Lowest level of log lines written to standard error."),
+        help=_(
+            "Lowest level of log lines written to standard error. Default: info for run, "
+            "warning for every other command."
+        ),
     )
     @click.version_option(package_name="acuse", message="acuse %(version)s")
     @click.pass_context
-    def cli(ctx: click.Context, config_path: Path | None, lang: str | None, log_level: str) -> None:
-        configure_logging(log_level)
+    def cli(
+        ctx: click.Context, config_path: Path | None, lang: str | None, log_level: str | None
+    ) -> None:
+        daemon = ctx.invoked_subcommand == "run"
+        configure_logging(log_level or ("info" if daemon else "warning"))
         ctx.obj = AppContext(config_path)
         ctx.call_on_close(ctx.obj.close)
 
     cli_pipeline.register(cli)
     cli_queries.register(cli)
     cli_status.register(cli)
+    cli_daemon.register(cli)
     demo.register(cli)
     return cli
 

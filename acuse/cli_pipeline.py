@@ -4,19 +4,17 @@ from pathlib import Path
 
 import click
 
-from acuse.checks import check_configuration, mailbox_password
+from acuse.checks import check_configuration
 from acuse.context import AppContext
 from acuse.labels import format_count, state_label
+from acuse.polling import MailboxPoller
 from config.database import utcnow
 from config.errors import AcuseError
 from config.i18n import _
 from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.directory_source import DirectorySource
-from monitor.imap_source import ImapSource
 from monitor.ingest import IncomingMessage, IngestCounts, Ingestor
-from monitor.mailbox_health import record_poll_failure, record_poll_success
-from monitor.mailbox_poll import poll_mailbox
 from reconcile.models import SendState
 from reconcile.reconciliation import ReconcileSummary, reconcile_project, subject_normalizer
 from reconcile.send_import import ImportSummary, import_send_log
@@ -138,22 +136,17 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def poll_command(app: AppContext, project_code: str | None, no_reconcile: bool) -> None:
         settings = app.settings
-        archive = Archive(settings.archive_path)
+        poller = MailboxPoller(settings, app.database, Archive(settings.archive_path))
         failures = 0
         for project in app.projects(project_code):
             if project.settings.mailbox is None:
                 continue
-            folder = project.settings.mailbox.folder
             try:
-                password = mailbox_password(settings, project)
-                with ImapSource.for_project(settings, project, password) as source:
-                    result = poll_mailbox(app.database, archive, project, source)
+                result = poller.poll_once(project)
             except AcuseError as exc:
                 failures += 1
-                record_poll_failure(app.database, project.code, folder, str(exc), utcnow())
                 click.echo(_("Error: {message}").format(message=exc), err=True)
                 continue
-            record_poll_success(app.database, project.code, folder, result.counts.stored, utcnow())
             click.echo(f"{project.code} ({result.folder}): {_ingest_summary(result.counts)}")
             if not no_reconcile:
                 reconcile_project(app.database, project, subject_normalizer(project))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -35,6 +36,7 @@ CONFIG_ENV = "ACUSE_CONFIG"
 BUILTIN_PROVIDERS_DIR = Path(__file__).parent / "providers"
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _PROJECT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+MAX_IDLE_RENEW = timedelta(minutes=29)
 
 
 def _to_duration(value: Any) -> Any:
@@ -135,6 +137,9 @@ class Defaults(_Section):
     match_window_after: Duration = timedelta(hours=6)
     imap_timeout: Duration = timedelta(seconds=60)
     fetch_batch: int = Field(default=100, ge=1, le=5000)
+    reconcile_interval: Duration = timedelta(minutes=15)
+    send_log_interval: Duration = timedelta(minutes=15)
+    job_timeout: Duration = timedelta(minutes=30)
 
 
 class MailboxSettings(_Section):
@@ -148,6 +153,20 @@ class MailboxSettings(_Section):
     folder: str = "INBOX"
     timeout: Duration | None = None
     ca_file: Path | None = None
+    idle: bool = False
+    idle_renew: Duration = timedelta(minutes=10)
+
+    @field_validator("idle_renew")
+    @classmethod
+    def _renew_before_server_limit(cls, value: timedelta) -> timedelta:
+        # RFC 2177 lets a server end an IDLE after 30 minutes of inactivity; renew well before.
+        if not timedelta(seconds=1) <= value <= MAX_IDLE_RENEW:
+            message = (
+                f"idle_renew {value} is outside 1s to {MAX_IDLE_RENEW}: servers may end an IDLE "
+                "after 30 minutes, so renew it sooner, for example every 10m"
+            )
+            raise ValueError(message)
+        return value
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> "MailboxSettings":
@@ -181,12 +200,61 @@ SEND_LOG_FIELDS = (
 )
 
 
+def _check_crontab(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        message = (
+            f"invalid cron expression {value!r}: {exc}; write five fields "
+            '"minute hour day month weekday", such as "0 6 * * 1-5"'
+        )
+        raise ValueError(message) from exc
+    return value
+
+
+Crontab = Annotated[str, BeforeValidator(_check_crontab)]
+
+
 class SendLogSettings(_Section):
-    """How a project's send log is read: column headers that differ from PACO's defaults."""
+    """Where a project's send log comes from and how its columns are named.
+
+    ``path`` is a file or a glob of PACO exports that the daemon watches. ``url`` and ``query``
+    name a database and a read-only SQL query whose result columns carry the same names as the
+    export's headers. ``interval`` or ``cron`` (in the project's time zone) sets when the
+    daemon reads it.
+    """
 
     path: str | None = None
+    url: str | None = None
+    query: str | None = None
+    password_file: str | None = None
+    interval: Duration | None = None
+    cron: Crontab | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SendLogSettings":
+        if self.path is not None and self.url is not None:
+            message = "set either path (export files) or url and query (a database), not both"
+            raise ValueError(message)
+        if (self.url is None) != (self.query is None):
+            message = "url and query go together: set both to read the send log from a database"
+            raise ValueError(message)
+        if self.password_file is not None and self.url is None:
+            message = "password_file is the database password for url: set url and query too"
+            raise ValueError(message)
+        if self.interval is not None and self.cron is not None:
+            message = "set either interval or cron, not both"
+            raise ValueError(message)
+        return self
+
+    @property
+    def watched(self) -> bool:
+        """Whether the daemon imports this send log on a schedule."""
+        return self.path is not None or self.url is not None
 
     @field_validator("columns")
     @classmethod
@@ -286,6 +354,34 @@ def builtin_provider_names() -> list[str]:
     return sorted(path.stem for path in BUILTIN_PROVIDERS_DIR.glob("*.toml"))
 
 
+class MetricsSettings(_Section):
+    """The optional Prometheus endpoint of the daemon, as ``host:port``; unset turns it off."""
+
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_listen_address(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The host and port to listen on, or None when the endpoint is off."""
+        return None if self.listen is None else split_listen_address(self.listen)
+
+
+def split_listen_address(value: str) -> tuple[str, int]:
+    """Split ``host:port`` or ``[v6-address]:port``; raise ValueError for anything else."""
+    host, separator, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not separator or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        message = f"invalid listen address {value!r}: write host:port, such as 127.0.0.1:9464"
+        raise ValueError(message)
+    return host, int(port)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one acuse installation."""
 
@@ -299,6 +395,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     defaults: Defaults = Field(default_factory=Defaults)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     providers: dict[str, ProviderProfile] = Field(default_factory=dict)
     projects: list[ProjectSettings] = Field(default_factory=list)
 
@@ -433,6 +530,18 @@ class ProjectView:
     @property
     def match_window_after(self) -> timedelta:
         return self.settings.match_window_after or self._defaults.match_window_after
+
+    @property
+    def reconcile_interval(self) -> timedelta:
+        return self._defaults.reconcile_interval
+
+    @property
+    def send_log_interval(self) -> timedelta:
+        return self.settings.send_log.interval or self._defaults.send_log_interval
+
+    @property
+    def job_timeout(self) -> timedelta:
+        return self._defaults.job_timeout
 
     @property
     def imap_timeout(self) -> timedelta:

@@ -16,10 +16,14 @@ IDLE mode can reuse it. After a timeout or a dropped connection, ``connect()`` o
 
 import imaplib
 import logging
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -44,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FETCH_ITEMS = [b"BODY.PEEK[]", b"RFC822.SIZE"]
+# Seconds between checks of the stop signal while waiting in IDLE.
+IDLE_TICK = 1.0
 _LIBRARY_ERRORS = (imaplib.IMAP4.error, OSError)
 _ERROR_KINDS: tuple[tuple[tuple[type[BaseException], ...], type[MailboxError]], ...] = (
     ((TimeoutError,), MailboxTimeout),
@@ -226,6 +232,64 @@ class ImapSource:
         with self:
             return self.examine()
 
+    def supports_idle(self) -> bool:
+        """Whether the server offers IDLE (RFC 2177) on this connection."""
+        return bool(self._command("CAPABILITY", lambda client: client.has_capability("IDLE")))
+
+    def idle_wait(self, duration: timedelta, stop: threading.Event) -> bool:
+        """Wait in IDLE up to ``duration`` for the server to announce new messages.
+
+        Returns whether it announced any (EXISTS or RECENT). IDLE always ends with DONE before
+        this returns, so the connection can run commands again; ``stop`` being set also ends
+        the wait, within IDLE_TICK seconds. A connection that the server closed or that stopped
+        answering raises MailboxUnreachable or MailboxTimeout, because DONE then fails.
+        """
+        if self._client is None or self._folder_state is None:
+            message = "call connect() and examine() before idle_wait()"
+            raise RuntimeError(message)
+
+        self._command("IDLE", lambda client: client.idle())
+        deadline = time.monotonic() + duration.total_seconds()
+        announced = False
+        while not announced and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            wait = min(IDLE_TICK, remaining)
+            started = time.monotonic()
+            responses = self._command("IDLE", partial(_idle_check, timeout=wait))
+            self._check_not_closed(responses)
+            announced = _announces_messages(responses)
+            if not responses and time.monotonic() - started < wait / 2:
+                # imapclient returns an empty list at once when the server closed the
+                # connection (EOF), which would otherwise spin; DONE tells that apart from
+                # a spurious wake-up, because it fails on a closed connection.
+                break
+
+        _text, responses = self._command("DONE", lambda client: client.idle_done())
+        logger.debug("IDLE ended", extra={**self._log_fields(), "announced": announced})
+        return announced or _announces_messages(responses)
+
+    def abort(self) -> None:
+        """Shut the socket down from another thread, so a blocked command fails at once.
+
+        The thread that runs the command gets MailboxUnreachable and drops the connection.
+        """
+        client = self._client
+        if client is None:
+            return
+        try:
+            client.socket().shutdown(socket.SHUT_RDWR)
+        except OSError as exc:
+            logger.debug("Aborting the connection failed: %s", exc, extra=self._log_fields())
+
+    def _check_not_closed(self, responses: list[Any]) -> None:
+        for response in responses:
+            if isinstance(response, tuple) and response and response[0] == b"BYE":
+                self._drop_connection()
+                detail = _("the server ended the connection during IDLE")
+                raise self._error(MailboxUnreachable, "IDLE", detail)
+
     def _uids_after(self, after_uid: int) -> list[int]:
         criteria = ["UID", f"{after_uid + 1}:*"]
         found = self._command("SEARCH", lambda client: client.search(criteria))
@@ -369,6 +433,19 @@ class ImapSource:
 
     def _log_fields(self) -> dict[str, Any]:
         return {"project": self.project, "host": self.mailbox.host, "folder": self.mailbox.folder}
+
+
+def _idle_check(client: IMAPClient, timeout: float) -> list[Any]:
+    responses: list[Any] = client.idle_check(timeout=timeout)
+    return responses
+
+
+def _announces_messages(responses: list[Any]) -> bool:
+    """Whether IDLE responses such as ``(3, b"EXISTS")`` announce messages."""
+    return any(
+        isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+        for response in responses
+    )
 
 
 def _error_kind(command: str, exc: BaseException) -> type[MailboxError]:

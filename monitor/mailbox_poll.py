@@ -6,6 +6,7 @@ the ledger's unique content hash turns every message already stored into a no-op
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from config.database import Database
@@ -27,14 +28,21 @@ class PollResult:
     start_uid: int
     uidvalidity_changed: bool
     counts: IngestCounts = field(default_factory=IngestCounts)
+    stopped_early: bool = False
 
 
 def poll_mailbox(
-    database: Database, archive: Archive, project: ProjectView, source: ImapSource
+    database: Database,
+    archive: Archive,
+    project: ProjectView,
+    source: ImapSource,
+    should_continue: Callable[[], bool] | None = None,
 ) -> PollResult:
     """Ingest every message of the source's folder that the cursor has not passed yet.
 
     The source must be connected. Each fetched batch is committed with its cursor move.
+    ``should_continue`` is asked before each batch; when it returns false the pass ends there,
+    with every earlier batch committed, and the result says it stopped early.
     """
     folder = source.mailbox.folder
     state = source.examine()
@@ -63,6 +71,9 @@ def poll_mailbox(
     # UIDNEXT at or below the next UID we want means nothing arrived; skip the SEARCH.
     if state.uidnext is None or state.uidnext > start_uid + 1:
         for batch in source.fetch_new(start_uid):
+            if should_continue is not None and not should_continue():
+                result.stopped_early = True
+                break
             incoming = [_incoming(message, folder, state.uidvalidity) for message in batch]
             cursor_move = CursorMove(folder, state.uidvalidity, batch[-1].uid)
             result.counts.add(ingestor.ingest_batch(incoming, cursor_move))
@@ -79,6 +90,7 @@ def poll_mailbox(
             "stored": result.counts.stored,
             "evidence": result.counts.evidence,
             "quarantined": result.counts.quarantined,
+            "stopped_early": result.stopped_early,
         },
     )
     return result

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Insert, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, col
+from sqlmodel import Session, SQLModel, col, select
 
 from config.database import Database
 from config.errors import DatabaseError
@@ -47,7 +47,7 @@ class ImportSummary:
 
     import_id: int
     project: str
-    path: Path
+    path: Path | str
     sha256: str
     rows: int = 0
     added: int = 0
@@ -68,12 +68,30 @@ def import_send_log(db: Database, path: Path, project: ProjectView, now: datetim
     required column, and SendLogError later when the file turns out to be damaged, in which
     case the batches before the damage stay stored.
     """
+    resolved = path.resolve()
     items = read_send_log(path, project)
+    return import_send_rows(db, items, project, now, source=resolved, sha256=file_sha256(resolved))
+
+
+def import_send_rows(
+    db: Database,
+    items: Iterator[SendRow | RowError],
+    project: ProjectView,
+    now: datetime,
+    *,
+    source: Path | str,
+    sha256: str,
+) -> ImportSummary:
+    """Store the rows of one send-log source, recorded as an import of ``source``.
+
+    ``sha256`` identifies the content that was read. The first item is read before the import
+    is recorded, so a source that fails at once (a missing column) records nothing.
+    """
     first = next(items, None)
     if first is not None:
         items = chain([first], items)
 
-    summary = _start_import(db, path, project.code, now)
+    summary = _start_import(db, source, sha256, project.code, now)
     with closing(OccurrenceCounter()) as counter:
         run = _ImportRun(db, summary, counter, now)
         for batch in _batches(items, BATCH_SIZE):
@@ -96,23 +114,30 @@ def import_send_log(db: Database, path: Path, project: ProjectView, now: datetim
     return summary
 
 
+def sha256_imported(db: Database, project: str, sha256: str) -> bool:
+    """Whether content with this SHA-256 was already imported into ``project``."""
+    query = select(SendImport.id).where(SendImport.project == project, SendImport.sha256 == sha256)
+    with db.session() as session:
+        return session.exec(query).first() is not None
+
+
 def file_sha256(path: Path) -> str:
     """Return the SHA-256 hex digest of the file's bytes."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _start_import(db: Database, path: Path, project: str, now: datetime) -> ImportSummary:
-    resolved = path.resolve()
-    digest = file_sha256(resolved)
+def _start_import(
+    db: Database, source: Path | str, digest: str, project: str, now: datetime
+) -> ImportSummary:
     statement = (
         insert(SendImport)
-        .values(project=project, path=str(resolved), sha256=digest, imported_at=now)
+        .values(project=project, path=str(source), sha256=digest, imported_at=now)
         .returning(col(SendImport.id))
     )
     with db.write() as session:
         import_id = int(session.exec(statement).scalar_one())
-    return ImportSummary(import_id=import_id, project=project, path=resolved, sha256=digest)
+    return ImportSummary(import_id=import_id, project=project, path=source, sha256=digest)
 
 
 def _batches(items: Iterable[SendRow | RowError], size: int) -> Iterator[list[SendRow | RowError]]:

@@ -42,9 +42,12 @@ from reconcile.send_log_formats import (
 __all__ = [
     "DEFAULT_HEADERS",
     "REQUIRED_FIELDS",
+    "ColumnMatch",
     "RowError",
     "SendLogError",
     "SendRow",
+    "match_columns",
+    "read_matched_rows",
     "read_send_log",
 ]
 
@@ -145,6 +148,47 @@ def read_send_log(path: Path, project: ProjectView) -> Iterator[SendRow | RowErr
         lambda record: record[0] <= header.line, csv_records(path, encoding, delimiter)
     )
     reader = _RowReader(header, project.timezone, settings.date_format, WINDOWS_EPOCH)
+    yield from reader.read_all(records)
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """The field that each named column holds, for a source whose column names are known.
+
+    A database query is such a source: its result columns play the part of the header row.
+    """
+
+    header: _Header
+    settings: SendLogSettings
+
+    @property
+    def missing(self) -> list[str]:
+        """The required fields that no column holds."""
+        return [name for name in REQUIRED_FIELDS if name not in self.header.columns]
+
+    @property
+    def duplicates(self) -> tuple[str, ...]:
+        """The fields that more than one column holds."""
+        return self.header.duplicates
+
+    def expected_name(self, field_name: str) -> str:
+        """The column name that would hold ``field_name``."""
+        return _expected_header(field_name, self.settings)
+
+
+def match_columns(names: Sequence[str], settings: SendLogSettings) -> ColumnMatch:
+    """Match column names to send-log fields the way file headers are matched."""
+    return ColumnMatch(_match_header(0, names, _header_names(settings)), settings)
+
+
+def read_matched_rows(
+    match: ColumnMatch, records: Iterable[Record], project: ProjectView
+) -> Iterator[SendRow | RowError]:
+    """Yield a SendRow per recipient of each record, or a RowError, as ``read_send_log`` does.
+
+    The caller checks ``match.missing`` and ``match.duplicates`` first.
+    """
+    reader = _RowReader(match.header, project.timezone, match.settings.date_format, WINDOWS_EPOCH)
     yield from reader.read_all(records)
 
 

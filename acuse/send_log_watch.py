@@ -1,0 +1,112 @@
+"""The daemon's send-log import: new or changed export files, or the result of a SQL query.
+
+A file is imported when no earlier import of the project had the same SHA-256, so an
+unchanged export is skipped however often the glob sees it. A file changed in the last
+SETTLE_TIME is left for the next turn, because it may still be being written, and a half
+written CSV would store a truncated last row. A query result is imported when its digest
+differs from the last import of that query.
+"""
+
+import glob
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from config.database import Database, utcnow
+from config.settings import ProjectView, Settings
+from reconcile.models import SendImport
+from reconcile.send_import import ImportSummary, file_sha256, import_send_rows, sha256_imported
+from reconcile.send_log import read_send_log
+from reconcile.send_log_query import query_digest, read_send_log_query, send_log_query
+
+log = logging.getLogger(__name__)
+
+SETTLE_TIME = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class SendLogImporter:
+    """Imports what is new in the send logs of projects into one database."""
+
+    settings: Settings
+    database: Database
+
+    def import_new(
+        self, project: ProjectView, should_continue: Callable[[], bool] = lambda: True
+    ) -> list[ImportSummary]:
+        """Import the project's new send-log files, or its query result when it changed."""
+        config = project.settings.send_log
+        if config.path is not None:
+            return self._import_files(project, config.path, should_continue)
+        if config.url is not None:
+            summary = self._import_query(project)
+            return [] if summary is None else [summary]
+        return []
+
+    def matching_files(self, pattern: str) -> list[Path]:
+        """The files the glob ``pattern`` names, oldest first; relative to the config folder."""
+        resolved = str(self.settings.resolve_path(pattern))
+        paths = [Path(name) for name in glob.glob(resolved, recursive=True)]
+        files = [path for path in paths if path.is_file()]
+        return sorted(files, key=lambda path: (path.stat().st_mtime, path.name))
+
+    def _import_files(
+        self, project: ProjectView, pattern: str, should_continue: Callable[[], bool]
+    ) -> list[ImportSummary]:
+        summaries: list[ImportSummary] = []
+        for path in self.matching_files(pattern):
+            if not should_continue():
+                break
+            if _recently_changed(path):
+                log.info(
+                    "send-log file changed moments ago; importing it on a later turn",
+                    extra={"project": project.code, "path": str(path)},
+                )
+                continue
+            digest = file_sha256(path)
+            if sha256_imported(self.database, project.code, digest):
+                log.debug(
+                    "send-log file already imported",
+                    extra={"project": project.code, "path": str(path), "sha256": digest},
+                )
+                continue
+            items = read_send_log(path, project)
+            summaries.append(
+                import_send_rows(
+                    self.database, items, project, utcnow(), source=path.resolve(), sha256=digest
+                )
+            )
+        return summaries
+
+    def _import_query(self, project: ProjectView) -> ImportSummary | None:
+        query = send_log_query(self.settings, project)
+        digest = query_digest(query)
+        if digest == self._last_digest(project.code, query.source):
+            log.debug(
+                "send-log query result unchanged",
+                extra={"project": project.code, "source": query.source},
+            )
+            return None
+        items = read_send_log_query(query, project)
+        return import_send_rows(
+            self.database, items, project, utcnow(), source=query.source, sha256=digest
+        )
+
+    def _last_digest(self, project: str, source: str) -> str | None:
+        statement = (
+            select(SendImport.sha256)
+            .where(SendImport.project == project, SendImport.path == source)
+            .order_by(col(SendImport.id).desc())
+            .limit(1)
+        )
+        with self.database.session() as session:
+            return session.exec(statement).first()
+
+
+def _recently_changed(path: Path) -> bool:
+    return time.time() - path.stat().st_mtime < SETTLE_TIME.total_seconds()
