@@ -92,6 +92,7 @@ class Daemon:
         when start-up checks fail, before anything is scheduled.
         """
         self._install_signal_handlers()
+        _quiet_scheduler_logs()
         self.start()
         try:
             self._serve_signals()
@@ -348,6 +349,13 @@ def _idle_fingerprints(specs: list[JobSpec], settings: Settings) -> dict[str, st
         for spec in specs
         if spec.id.startswith("poll:") and spec.project in idle_projects
     }
+
+
+def _quiet_scheduler_logs() -> None:
+    # APScheduler logs two INFO lines per run; acuse logs one line per unit of work itself, so
+    # keep APScheduler's warnings (missed runs, overlapping runs) unless debugging.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def run_daemon(config_path: Path | None, exit_process: Callable[[int], None] = sys.exit) -> None:

@@ -23,6 +23,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from config.crontab import crontab_trigger
 from config.database import utcnow
 from config.errors import AcuseError
 
@@ -42,8 +43,11 @@ def interval_trigger(every: timedelta, timezone: ZoneInfo) -> IntervalTrigger:
 
 
 def cron_trigger(expression: str, timezone: ZoneInfo) -> CronTrigger:
-    """A trigger for a five-field crontab expression read as wall-clock time in ``timezone``."""
-    return CronTrigger.from_crontab(expression, timezone=timezone)
+    """A trigger for a five-field crontab expression read as wall-clock time in ``timezone``.
+
+    Weekday numbers follow crontab (0 and 7 are Sunday), not APScheduler 3 (0 is Monday).
+    """
+    return crontab_trigger(expression, timezone)
 
 
 def misfire_grace(trigger: BaseTrigger) -> timedelta:

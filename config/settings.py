@@ -9,13 +9,12 @@ import ipaddress
 import os
 import re
 import tomllib
-from datetime import timedelta
+from datetime import UTC, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from config.crontab import crontab_trigger
 from config.durations import parse_duration
 from config.errors import ConfigError
 from config.i18n import DEFAULT_LOCALE, _, normalize_locale
@@ -204,7 +204,7 @@ def _check_crontab(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        CronTrigger.from_crontab(value)
+        crontab_trigger(value, UTC)
     except ValueError as exc:
         message = (
             f"invalid cron expression {value!r}: {exc}; write five fields "
