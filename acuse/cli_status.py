@@ -1,4 +1,4 @@
-"""``acuse status``: per project, the messages stored, the cursor and the sends per state."""
+"""``acuse status``: per project and mailbox, poll health, messages stored and sends per state."""
 
 from typing import Any
 
@@ -11,19 +11,45 @@ from acuse.output import Column, OutputFormat, write_rows
 from config.database import utcnow
 from config.i18n import _
 from config.settings import ProjectView
+from monitor.mailbox_health import load_health
+from monitor.models import MailboxHealth
 from reconcile.models import SendState
 from reconcile.queries import ProjectStatus, project_status
 
 _COUNTS = ("messages", "evidence", "unrelated", "quarantined", "orphans")
 
 
-def _status_record(status: ProjectStatus, project: ProjectView) -> dict[str, Any]:
+def _health_for(project: ProjectView, health: list[MailboxHealth]) -> MailboxHealth | None:
+    """The poll record of the project's configured folder, or of any folder it was polled in."""
+    mailbox = project.settings.mailbox
+    for record in health:
+        if mailbox is not None and record.folder == mailbox.folder:
+            return record
+    return health[0] if health else None
+
+
+def _health_record(health: MailboxHealth | None, project: ProjectView) -> dict[str, Any]:
+    return {
+        "last_success_at": iso_time(health.last_success_at if health else None, project),
+        "last_error": health.last_error if health else None,
+        "last_error_at": iso_time(health.last_error_at if health else None, project),
+        "consecutive_failures": health.consecutive_failures if health else 0,
+        "messages_stored": health.messages_stored if health else 0,
+    }
+
+
+def _status_record(
+    status: ProjectStatus, project: ProjectView, health: MailboxHealth | None = None
+) -> dict[str, Any]:
     """One project's figures with stable English keys; send counts are keyed by state code."""
     cursor = status.cursors[0] if status.cursors else None
     last_reconcile = status.last_reconcile.finished_at if status.last_reconcile else None
+    mailbox = project.settings.mailbox
     return {
         "project": project.code,
         "name": project.name,
+        "mailbox": f"{mailbox.username}@{mailbox.host}" if mailbox else None,
+        **_health_record(health, project),
         "messages": status.messages,
         "evidence": status.evidence,
         "unrelated": status.unrelated,
@@ -38,19 +64,36 @@ def _status_record(status: ProjectStatus, project: ProjectView) -> dict[str, Any
     }
 
 
-def _status_row(status: ProjectStatus, project: ProjectView) -> dict[str, Any]:
-    row = _status_record(status, project)
-    for key in (*_COUNTS, *(state.value for state in SendState)):
+def _status_row(
+    status: ProjectStatus, project: ProjectView, health: MailboxHealth | None
+) -> dict[str, Any]:
+    row = _status_record(status, project, health)
+    for key in (*_COUNTS, "consecutive_failures", *(state.value for state in SendState)):
         row[key] = format_count(row[key])
+    row["last_success_at"] = format_time(
+        health.last_success_at if health else None, project.timezone
+    )
+    row["last_error"] = _error_cell(health)
     row["last_message_at"] = format_time(status.last_message_at, project.timezone)
     last_reconcile = status.last_reconcile.finished_at if status.last_reconcile else None
     row["last_reconcile_at"] = format_time(last_reconcile, project.timezone)
     return row
 
 
+def _error_cell(health: MailboxHealth | None) -> str:
+    """The last error with its time, while the mailbox is failing; empty once it recovered."""
+    if health is None or not health.consecutive_failures or health.last_error is None:
+        return ""
+    return health.last_error
+
+
 def _status_columns() -> list[Column]:
     return [
         Column("project", _("Project")),
+        Column("folder", _("Folder")),
+        Column("last_success_at", _("Last successful poll")),
+        Column("consecutive_failures", _("Failures in a row")),
+        Column("last_error", _("Last error")),
         Column("messages", _("Messages")),
         Column("evidence", _("Evidence")),
         Column("quarantined", _("Quarantined")),
@@ -69,8 +112,9 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
     with app.database.session() as session:
         for project in app.projects(options.project_code):
             status = project_status(session, project, now)
-            records.append(_status_record(status, project))
-            rows.append(_status_row(status, project))
+            health = _health_for(project, load_health(session, project.code))
+            records.append(_status_record(status, project, health))
+            rows.append(_status_row(status, project, health))
 
     chosen = OutputFormat(options.output_format)
     columns = _status_columns()
@@ -84,7 +128,10 @@ def register(cli: click.Group) -> None:
 
     @cli.command(
         "status",
-        help=_("Show per project the messages stored, the mailbox cursor and the sends per state."),
+        help=_(
+            "Show per project and mailbox the last successful poll, the last error, failures "
+            "in a row, the messages stored and quarantined, and the sends per state."
+        ),
     )
     @project_option()
     @format_option()

@@ -102,8 +102,10 @@ def aborted_error_text(run: JobRun) -> Callable[[AcuseError], str]:
     def text(error: AcuseError) -> str:
         if run.abort_reason == "timeout":
             return _(
-                "The poll did not finish within its time limit of {limit} and was aborted: {error}"
-            ).format(limit=run.spec.timeout, error=error)
+                "The poll did not finish within its time limit of {limit} and was aborted, "
+                "because the server stopped answering. Check the server, or raise "
+                "defaults.job_timeout."
+            ).format(limit=run.spec.timeout)
         return str(error)
 
     return text

@@ -20,6 +20,9 @@ from datetime import timedelta
 log = logging.getLogger(__name__)
 
 NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET"
+# A full receive queue blocks a datagram send; the daemon must not hang on systemd.
+SEND_TIMEOUT_SECONDS = 1.0
+FAILURE_LOG_INTERVAL_SECONDS = 60.0
 WATCHDOG_USEC_ENV = "WATCHDOG_USEC"
 WATCHDOG_PID_ENV = "WATCHDOG_PID"
 
@@ -52,6 +55,8 @@ class SystemdNotifier:
         self._address = notify_address(value) if value else None
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
+        self._failures = 0
+        self._last_failure_log = float("-inf")
 
     @property
     def enabled(self) -> bool:
@@ -96,12 +101,25 @@ class SystemdNotifier:
             with self._lock:
                 self._connection().sendto(payload, self._address)
         except OSError as exc:
-            log.error(
-                "systemd notification failed",
-                extra={"fields": ",".join(sorted(fields)), "error": str(exc)},
-            )
+            self._log_failure(fields, exc)
             return False
         return True
+
+    def _log_failure(self, fields: dict[str, str | None], exc: OSError) -> None:
+        """Log the first failed send, then at most one line a minute with the count."""
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._last_failure_log < FAILURE_LOG_INTERVAL_SECONDS:
+            return
+        self._last_failure_log = now
+        log.error(
+            "systemd notification failed",
+            extra={
+                "fields": ",".join(sorted(fields)),
+                "error": str(exc) or type(exc).__name__,
+                "failures": self._failures,
+            },
+        )
 
     def close(self) -> None:
         """Close the datagram socket."""
@@ -113,4 +131,5 @@ class SystemdNotifier:
     def _connection(self) -> socket.socket:
         if self._socket is None:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._socket.settimeout(SEND_TIMEOUT_SECONDS)
         return self._socket

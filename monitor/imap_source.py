@@ -274,6 +274,8 @@ class ImapSource:
         """Shut the socket down from another thread, so a blocked command fails at once.
 
         The thread that runs the command gets MailboxUnreachable and drops the connection.
+        Before ``connect()`` returns there is no socket to shut down; the IMAP timeout alone
+        bounds the wait for the server's greeting.
         """
         client = self._client
         if client is None:
@@ -453,7 +455,11 @@ def _error_kind(command: str, exc: BaseException) -> type[MailboxError]:
     if isinstance(exc, LoginError):
         # RFC 5530 UNAVAILABLE: a subsystem such as the user database is down, so the
         # credentials may well be right.
-        return MailboxUnreachable if "[UNAVAILABLE]" in str(exc) else LoginFailed
+        # imapclient also reports a connection lost during LOGIN as a LoginError.
+        text = str(exc)
+        return (
+            MailboxUnreachable if "[UNAVAILABLE]" in text or "socket error" in text else LoginFailed
+        )
     if isinstance(exc, CapabilityError) and command == "STARTTLS":
         return TlsFailed
     # TimeoutError and ssl.SSLError are OSErrors, so they come first.

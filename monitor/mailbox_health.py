@@ -3,6 +3,8 @@
 import logging
 from datetime import datetime
 
+from sqlmodel import Session, select
+
 from config.database import Database
 from monitor.models import MailboxHealth
 
@@ -42,3 +44,9 @@ def record_poll_failure(
             health.failing_since = now
         session.add(health)
         return health
+
+
+def load_health(session: Session, project: str) -> list[MailboxHealth]:
+    """The poll records of every folder of ``project`` that was ever polled."""
+    query = select(MailboxHealth).where(MailboxHealth.project == project)
+    return list(session.exec(query).all())

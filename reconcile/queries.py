@@ -228,7 +228,7 @@ def project_status(session: Session, project: ProjectView, as_of: datetime) -> P
         select(func.max(StoredMessage.stored_at)).where(StoredMessage.project == project.code)
     ).scalar_one()
     cursors = list(
-        session.exec(select(MailboxCursor).where(MailboxCursor.project == project.code)).all()
+        session.scalars(select(MailboxCursor).where(MailboxCursor.project == project.code)).all()
     )
     return ProjectStatus(
         project=project.code,
