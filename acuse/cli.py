@@ -30,6 +30,7 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 LOCALE_ENV = "ACUSE_DEFAULTS__LOCALE"
+LOG_LEVEL_ENV = "ACUSE_LOG_LEVEL"
 
 
 def _option_value(args: Sequence[str], name: str) -> str | None:
@@ -124,6 +125,7 @@ def build_cli() -> click.Group:
     @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        envvar=LOG_LEVEL_ENV,
         help=_(
             "Lowest level of log lines written to standard error. Default: info for run, "
             "warning for every other command."
