@@ -1,7 +1,7 @@
 """``acuse run``: the daemon that polls every mailbox, imports send logs and reconciles on schedule.
 
 Start-up loads the configuration, opens the database (Alembic brings the schema up to date)
-and checks that the archive folder is writable; only then does it tell systemd ``READY=1``.
+and checks that the archive folder is writable. Only then does it tell systemd ``READY=1``.
 APScheduler 3 runs the jobs in a thread pool, so a mailbox that hangs holds one thread and
 never delays the others. A supervisor job on its own single-thread executor aborts runs past
 their time limit and sends ``WATCHDOG=1``; it stops sending when a run stays hung after its
@@ -58,7 +58,7 @@ MIN_WORKERS = 16
 
 
 class Daemon:
-    """One run of ``acuse run``: start, serve signals until told to stop, then stop cleanly."""
+    """One run of ``acuse run``: start, serve signals until a stop request, then stop cleanly."""
 
     def __init__(
         self,
@@ -206,8 +206,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_reload)
 
     def _new_scheduler(self, job_count: int) -> BackgroundScheduler:
-        # Each job holds at most one thread (max_instances=1), so a pool with room for every
-        # job lets a hung mailbox hold its own thread without delaying any other job.
+        # Each job uses at most one thread (max_instances=1), so a pool with room for every
+        # job lets a hung mailbox block its own thread without delaying any other job.
         self._workers = max(MIN_WORKERS, 2 * job_count)
         return BackgroundScheduler(
             timezone=UTC,
@@ -352,8 +352,8 @@ def _idle_fingerprints(specs: list[JobSpec], settings: Settings) -> dict[str, st
 
 
 def _quiet_scheduler_logs() -> None:
-    # APScheduler logs two INFO lines per run; acuse logs one line per unit of work itself, so
-    # keep APScheduler's warnings (missed runs, overlapping runs) unless debugging.
+    # APScheduler logs two INFO lines per run, and acuse logs one line per unit of work itself.
+    # Keep only APScheduler's warnings (missed runs, overlapping runs) unless debugging.
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -362,7 +362,7 @@ def run_daemon(config_path: Path | None, exit_process: Callable[[int], None] = s
     """Run the daemon until a stop signal and exit with its code.
 
     When jobs did not stop, the process exits at once (``os._exit``), because Python would
-    otherwise wait for their threads forever; every commit is already durable by then.
+    otherwise wait for their threads forever. Every commit is already durable by then.
     """
     daemon = Daemon(config_path)
     code = daemon.run()

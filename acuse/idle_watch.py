@@ -31,7 +31,7 @@ STOP_TIMEOUT = timedelta(seconds=10)
 
 
 class WatchState(enum.Enum):
-    """Where an IDLE watcher stands."""
+    """The state of an IDLE watcher."""
 
     STARTING = "starting"
     IDLING = "idling"
@@ -201,7 +201,7 @@ class IdleWatchers:
 
 
 def _idle_spec(project: ProjectView, fingerprint: str) -> JobSpec:
-    """The JobSpec that names and limits the watcher's passes; it is never scheduled."""
+    """Return the JobSpec that names and limits the watcher's passes; it is never scheduled."""
     return JobSpec(
         id=f"idle:{project.code}",
         func=lambda run: None,

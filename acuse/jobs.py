@@ -5,9 +5,8 @@ calls every builder in JOB_BUILDERS at start and at each reload, and adds, repla
 jobs by id and fingerprint. A new kind of job (alert evaluation, outbox delivery) is one more
 builder appended to JOB_BUILDERS; the runner gives it backoff, a time limit and error logs.
 
-Work on one project is serialised by the project's lock, so a reconciliation pass never runs
-beside another one, and work on one mailbox by the mailbox's lock, so the poll job and the IDLE
-watcher never read the same folder at once.
+A project's lock serialises its reconciliation passes. A mailbox's lock serialises its polls,
+so the poll job and the IDLE watcher never read the same folder at once.
 """
 
 import hashlib
@@ -44,7 +43,7 @@ JobBuilder = Callable[["DaemonServices", Settings], Iterable[JobSpec]]
 
 @dataclass
 class DaemonServices:
-    """What the jobs share: the database, the archive, locks, the stop signal and reporting."""
+    """Shared state of the jobs: the database, the archive, locks, the stop signal, reporting."""
 
     database: Database
     archive: Archive
@@ -63,11 +62,11 @@ class DaemonServices:
         self.idle_watchers = IdleWatchers(self)
 
     def project_lock(self, code: str) -> threading.Lock:
-        """The lock that serialises reconciliation of project ``code``."""
+        """Return the lock that serialises reconciliation of project ``code``."""
         return self._project_locks[code]
 
     def mailbox_lock(self, code: str) -> threading.Lock:
-        """The lock that serialises polls of project ``code``'s mailbox."""
+        """Return the lock that serialises polls of project ``code``'s mailbox."""
         return self._mailbox_locks[code]
 
     def poller(self, settings: Settings) -> MailboxPoller:
@@ -85,7 +84,7 @@ class DaemonServices:
 
 
 def fingerprint(settings: Settings, project: ProjectView, *parts: str) -> str:
-    """A digest of everything in ``settings`` that the project's jobs depend on."""
+    """Return a digest of everything in ``settings`` that the project's jobs depend on."""
     digest = hashlib.sha256()
     digest.update(project.settings.model_dump_json().encode())
     digest.update(settings.defaults.model_dump_json().encode())
@@ -103,7 +102,7 @@ def aborted_error_text(run: JobRun) -> Callable[[AcuseError], str]:
         if run.abort_reason == "timeout":
             return _(
                 "The poll did not finish within its time limit of {limit} and was aborted, "
-                "because the server stopped answering. Check the server, or raise "
+                "because the server stopped responding. Check the server, or raise "
                 "defaults.job_timeout."
             ).format(limit=run.spec.timeout)
         return str(error)

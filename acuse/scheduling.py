@@ -38,12 +38,12 @@ HUNG_AFTER_TIMEOUTS = 2
 
 
 def interval_trigger(every: timedelta, timezone: ZoneInfo) -> IntervalTrigger:
-    """A trigger that fires every ``every``, counted from when the job is added."""
+    """Return a trigger that fires every ``every``, counted from when the job is added."""
     return IntervalTrigger(seconds=every.total_seconds(), timezone=timezone)
 
 
 def cron_trigger(expression: str, timezone: ZoneInfo) -> CronTrigger:
-    """A trigger for a five-field crontab expression read as wall-clock time in ``timezone``.
+    """Return a trigger for a five-field crontab expression, in wall-clock time of ``timezone``.
 
     Weekday numbers follow crontab (0 and 7 are Sunday), not APScheduler 3 (0 is Monday).
     """
@@ -51,7 +51,7 @@ def cron_trigger(expression: str, timezone: ZoneInfo) -> CronTrigger:
 
 
 def misfire_grace(trigger: BaseTrigger) -> timedelta:
-    """How late a run may start and still run: one interval, or an hour for cron triggers."""
+    """Return how late a run may start and still run: one interval, or an hour for cron."""
     if isinstance(trigger, IntervalTrigger):
         return trigger.interval
     return CRON_MISFIRE_GRACE
@@ -79,7 +79,7 @@ class JobSpec:
     run_at_start: bool = True
 
     def log_fields(self) -> dict[str, Any]:
-        """The identifiers that every log line about this job carries."""
+        """Return the identifiers that every log line about this job carries."""
         fields: dict[str, Any] = {"job": self.id}
         if self.project is not None:
             fields["project"] = self.project
@@ -89,7 +89,7 @@ class JobSpec:
 
 
 def job_options(spec: JobSpec, runner: "JobRunner", now: datetime) -> dict[str, Any]:
-    """The keyword arguments of ``add_job`` for ``spec``, run through ``runner``."""
+    """Return the keyword arguments of ``add_job`` for ``spec``, run through ``runner``."""
     options: dict[str, Any] = {
         "func": runner.run,
         "args": (spec,),
@@ -123,7 +123,7 @@ class Backoff:
     not_before: datetime | None = None
 
     def delay(self, failures: int) -> timedelta:
-        """The wait after ``failures`` failures in a row."""
+        """Return the wait after ``failures`` failures in a row."""
         if failures <= 0:
             return timedelta(0)
         ceiling = max(self.maximum, self.base)
@@ -143,7 +143,7 @@ class Backoff:
         self.not_before = None
 
     def allows(self, now: datetime) -> bool:
-        """Whether a turn at ``now`` may run."""
+        """Return whether a turn at ``now`` may run."""
         if self.not_before is None:
             return True
         return now + self.base / 2 >= self.not_before
@@ -170,7 +170,7 @@ class JobRun:
         return self.started_at + self.spec.timeout
 
     def on_abort(self, hook: Callable[[], None]) -> None:
-        """Call ``hook`` from another thread when this run is aborted, to close a socket say."""
+        """Call ``hook`` from another thread when this run is aborted, to close a socket."""
         with self._lock:
             self._abort_hooks.append(hook)
             aborted = self.aborted_at is not None
@@ -178,7 +178,7 @@ class JobRun:
             hook()
 
     def should_continue(self) -> bool:
-        """Whether the run may start another unit of work (a batch, a file)."""
+        """Return whether the run may start another unit of work (a batch, a file)."""
         return self.aborted_at is None and not self.stop.is_set()
 
     def abort(self, now: datetime, reason: str) -> None:
@@ -219,7 +219,7 @@ class RunningJobs:
                 self._changed.notify_all()
 
     def running(self) -> list[JobRun]:
-        """The runs in progress, oldest first."""
+        """Return the runs in progress, oldest first."""
         with self._lock:
             return sorted(self._runs.values(), key=lambda run: run.started_at)
 
@@ -256,7 +256,7 @@ class RunningJobs:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """How one run ended: ``error`` is None on success; ``skipped`` when backoff held it."""
+    """The end of one run: ``error`` is None on success; ``skipped`` marks a held-back turn."""
 
     spec: JobSpec
     started_at: datetime
@@ -285,7 +285,7 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def backoff(self, spec: JobSpec) -> Backoff:
-        """The backoff state of ``spec``'s job; a changed retry base starts a new one."""
+        """Return the backoff state of ``spec``'s job; a changed retry base starts a new one."""
         with self._lock:
             current = self._backoffs.get(spec.id)
             if current is None or current.base != spec.retry_base:
@@ -299,7 +299,7 @@ class JobRunner:
             self._backoffs.pop(job_id, None)
 
     def run(self, spec: JobSpec) -> JobOutcome:
-        """Run ``spec`` once, unless it is backing off; never raises."""
+        """Run ``spec`` once unless it is backing off; log and return errors instead of raising."""
         started = self._clock()
         backoff = self.backoff(spec)
         if not backoff.allows(started):
