@@ -93,7 +93,11 @@ class Daemon:
         """
         self._install_signal_handlers()
         _quiet_scheduler_logs()
-        self.start()
+        try:
+            self.start()
+        except AcuseError as exc:
+            self.notifier.status(str(exc))
+            raise
         try:
             self._serve_signals()
         finally:

@@ -16,6 +16,7 @@ from acuse.daemon import Daemon
 from acuse.jobs import JOB_BUILDERS, DaemonServices, JobBuilder, build_jobs
 from acuse.scheduling import JobRun, JobSpec, interval_trigger
 from acuse.systemd_notify import SystemdNotifier
+from config.errors import ConfigError
 from config.settings import Settings
 from tests.notify_socket import NotifyListener
 
@@ -214,3 +215,16 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def test_unwritable_archive_blocks_ready(tmp_path: Path, notify: NotifyListener) -> None:
+    (tmp_path / "archive").write_text("a file where the archive folder should be")
+    config = write(tmp_path / "acuse.toml", project("TDP2"))
+    daemon = Daemon(config, SystemdNotifier(notify.environment()))
+
+    with pytest.raises(ConfigError, match="archive"):
+        daemon.start()
+
+    notify.drain()
+    assert notify.count("READY") == 0
+    assert daemon.scheduler is None

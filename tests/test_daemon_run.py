@@ -7,9 +7,13 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from acuse.demo import SAMPLES_DIR
 from tests.acuse_process import run_acuse
@@ -24,9 +28,10 @@ from tests.daemon_process import (
     wait_until,
     write_config,
 )
-from tests.dovecot import DovecotServer, MailUser
+from tests.dovecot import DovecotServer, MailUser, _find_programs
 
 INTERVAL = timedelta(seconds=2)
+FALLBACK_MESSAGE = "server lacks IDLE; polling the mailbox every poll interval instead"
 SEND_LOG_EXTRA = '[projects.send_log]\npath = "envios/*.csv"\n'
 
 
@@ -256,3 +261,44 @@ def test_idle_mailbox_ingests_at_once(
 
     assert code == 0
     assert daemon.logged("IDLE watcher stopped")
+
+
+class DovecotWithoutIdle(DovecotServer):
+    """A Dovecot that leaves IDLE out of the capabilities it announces."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        with self.config_file.open("a", encoding="utf-8") as config:
+            capabilities = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE UIDPLUS MULTIAPPEND"
+            config.write(f"imap_capability = {capabilities}\n")
+
+
+@pytest.fixture(scope="module")
+def dovecot_without_idle(dovecot: DovecotServer) -> Iterator[DovecotServer]:
+    root = Path(tempfile.mkdtemp(prefix="acuse-dovecot-noidle-"))
+    root.chmod(0o755)
+    server = DovecotWithoutIdle(root, *_find_programs())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_idle_falls_back_to_polling(tmp_path: Path, dovecot_without_idle: DovecotServer) -> None:
+    user = dovecot_without_idle.create_user()
+    mailbox = dovecot_mailbox(dovecot_without_idle, user, idle=True)
+    config = write_config(tmp_path, project_toml("TDP2", mailbox))
+
+    with running_daemon(config, tmp_path) as daemon:
+        wait_until(
+            lambda: bool(daemon.logged(FALLBACK_MESSAGE)),
+            what="fallback",
+        )
+        dovecot_without_idle.append(user, "INBOX", [sample("01-certificado-1042.eml")])
+        wait_until(lambda: stored_count(daemon.database, "TDP2") == 1, what="stored by polls")
+        code = daemon.stop()
+
+    assert code == 0
+    assert not daemon.logged("IDLE connection open")
