@@ -53,7 +53,8 @@ def cron_trigger(expression: str, timezone: ZoneInfo) -> CronTrigger:
 def misfire_grace(trigger: BaseTrigger) -> timedelta:
     """Return how late a run may start and still run: one interval, or an hour for cron."""
     if isinstance(trigger, IntervalTrigger):
-        return trigger.interval
+        interval: timedelta = trigger.interval
+        return interval
     return CRON_MISFIRE_GRACE
 
 
@@ -128,7 +129,8 @@ class Backoff:
             return timedelta(0)
         ceiling = max(self.maximum, self.base)
         # Past 2**20 the product exceeds any sensible ceiling; stop doubling there.
-        return min(self.base * 2 ** min(failures - 1, 20), ceiling)
+        doubled: timedelta = self.base * 2 ** min(failures - 1, 20)
+        return min(doubled, ceiling)
 
     def record_failure(self, started_at: datetime) -> timedelta:
         """Count a failed run that started at ``started_at``; return the wait before the next."""
