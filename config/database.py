@@ -12,13 +12,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, inspect, text
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -28,9 +24,16 @@ from sqlmodel import Session
 from config.errors import DatabaseError
 from config.i18n import _
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The newest revision in migrations/versions; a test checks that the two agree.
+SCHEMA_REVISION = "0001"
+# _ALEMBIC_NOTE: alembic takes most of a second to import, and every command opens the database,
+# so it is imported only when a schema must change, which the revision check above decides.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _BEGIN_OPTION = "acuse_begin"
 
@@ -166,24 +169,34 @@ def create_database_engine(url: str) -> Engine:
         raise DatabaseError(message) from exc
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine) -> "AlembicConfig":
     """An Alembic configuration that migrates ``engine`` with acuse's revisions."""
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - see _ALEMBIC_NOTE
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
     return config
 
 
-def schema_is_current(engine: Engine) -> bool:
-    """Return whether the database is at the newest schema revision."""
-    script = ScriptDirectory.from_config(alembic_config(engine))
+def current_revisions(engine: Engine) -> set[str]:
+    """Return the schema revisions recorded in the database; empty for a new database."""
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(script.get_heads())
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return {row[0] for row in rows}
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Return whether the database is at SCHEMA_REVISION, the newest schema."""
+    return current_revisions(engine) == {SCHEMA_REVISION}
 
 
 def upgrade_schema(engine: Engine) -> None:
     """Bring the database to the newest schema revision."""
+    from alembic import command  # noqa: PLC0415 - see _ALEMBIC_NOTE
+
     command.upgrade(alembic_config(engine), "head")
 
 

@@ -46,11 +46,12 @@ class SendView:
 
 
 def _send_query(project: ProjectView, as_of: datetime):  # type: ignore[no-untyped-def]
-    state = state_expression(as_of, project.missing_after).label("state")
+    # The label must differ from send.state: SQLite resolves a name in WHERE to the column.
+    judged = state_expression(as_of, project.missing_after).label("judged_state")
     return (
         select(
             Send,
-            state,
+            judged,
             Evidence.certificate_id,
             Evidence.delivered_at,
             Evidence.smtp_code,
@@ -71,11 +72,11 @@ def list_sends(
 ) -> Iterator[SendView]:
     """Yield the project's sends logged up to ``as_of``, oldest first, with their state then."""
     query = _send_query(project, as_of)
-    state = query.selected_columns.state
+    judged = state_expression(as_of, project.missing_after)
     if states:
-        query = query.where(state.in_([s.value for s in states]))
+        query = query.where(judged.in_([s.value for s in states]))
     if exclude_states:
-        query = query.where(state.not_in([s.value for s in exclude_states]))
+        query = query.where(judged.not_in([s.value for s in exclude_states]))
     query = query.order_by(Send.sent_at, Send.id).execution_options(yield_per=1000)
 
     for row in session.execute(query):
@@ -109,7 +110,7 @@ def _send_view(row, project: ProjectView) -> SendView:  # type: ignore[no-untype
         subject=send.subject,
         sent_at=send.sent_at,
         lleida_copied=send.lleida_copied,
-        state=SendState(row.state),
+        state=SendState(row.judged_state),
         deadline=send.sent_at + project.missing_after,
         match_rule=send.match_rule,
         candidates=send.candidates,

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -399,9 +400,9 @@ def _find_programs() -> tuple[str, str]:
     return dovecot, doveadm
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
-    """Start the session's Dovecot on 127.0.0.1 and stop it at the end."""
+@contextmanager
+def running_dovecot() -> Iterator[DovecotServer]:
+    """Start a Dovecot on 127.0.0.1 in a new temp folder; stop it and remove the folder after."""
     dovecot_program, doveadm_program = _find_programs()
     # Dovecot's unprivileged processes must traverse the folder, so it cannot live in pytest's
     # temp folder, which only root may enter.
@@ -414,6 +415,13 @@ def dovecot() -> Iterator[DovecotServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """Start the session's Dovecot on 127.0.0.1 and stop it at the end."""
+    with running_dovecot() as server:
+        yield server
 
 
 @pytest.fixture
