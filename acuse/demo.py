@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import click
-from reconcile.send_import import import_send_log
 
 from acuse.cli_pipeline import ingest_path, print_import_summary, print_reconcile_summary
 from acuse.cli_queries import QueryOptions, print_orphans, print_sends
@@ -19,6 +18,7 @@ from acuse.labels import current_locale
 from config.errors import ConfigError
 from config.i18n import _
 from reconcile.reconciliation import reconcile_project, subject_normalizer
+from reconcile.send_import import import_send_log
 
 DEMO_AS_OF = "2026-11-04T09:00:00-05:00"
 DEMO_PROJECT = "TDP2"

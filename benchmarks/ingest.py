@@ -36,12 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mailparser  # noqa: E402
-from imapclient import IMAPClient  # noqa: E402
-from pypdf import PdfReader  # noqa: E402
+import mailparser
+from imapclient import IMAPClient
+from pypdf import PdfReader
 
-from tests.dovecot import DovecotServer, MailUser, running_dovecot  # noqa: E402
-from tests.evidence_factory import CertificateFields, evidence_email, rejection_email  # noqa: E402
+from tests.dovecot import DovecotServer, MailUser, running_dovecot
+from tests.evidence_factory import CertificateFields, evidence_email, rejection_email
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 FETCH_BATCH = 100
@@ -200,7 +200,8 @@ def machine() -> str:
     except OSError:
         pass
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory_gb:.0f} GiB RAM, {platform.system()} {platform.release()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {memory_gb:.0f} GiB RAM, {system}"
 
 
 def versions() -> str:
@@ -209,7 +210,8 @@ def versions() -> str:
     ).stdout.strip()
     packages = ("imapclient", "mail-parser", "pypdf", "sqlalchemy")
     listed = ", ".join(f"{name} {version(name)}" for name in packages)
-    return f"Python {platform.python_version()}, {listed}, Dovecot {dovecot}, SQLite {sqlite3.sqlite_version}"
+    python = f"Python {platform.python_version()}"
+    return f"{python}, {listed}, Dovecot {dovecot}, SQLite {sqlite3.sqlite_version}"
 
 
 def report(figures: Figures) -> str:
@@ -221,7 +223,7 @@ def report(figures: Figures) -> str:
             "",
             f"- Machine: {machine()}",
             f"- Versions: {versions()}",
-            f"- Mailbox: {figures.messages} invented evidence messages (90% with one certificate PDF)",
+            f"- Mailbox: {figures.messages} invented evidence messages, 90% with a certificate PDF",
             "",
             "| measure | value | target |",
             "|---|---|---|",
@@ -231,7 +233,8 @@ def report(figures: Figures) -> str:
             f"| acuse ingest (fetch, archive, read, record) | {figures.ingest_rate:,.0f} msg/s | |",
             f"| ingest / raw | {figures.ratio:.0%} | >= {TARGET_RATIO:.0%} ({verdict}) |",
             f"| peak RSS, whole mailbox | {figures.peak_rss_mb:,.0f} MB | |",
-            f"| peak RSS, half the mailbox | {figures.half_peak_rss_mb:,.0f} MB | growth {growth:+,.0f} MB |",
+            f"| peak RSS, half the mailbox | {figures.half_peak_rss_mb:,.0f} MB "
+            f"| growth {growth:+,.0f} MB |",
             "",
         ]
     )
