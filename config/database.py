@@ -2,8 +2,9 @@
 
 SQLite is tuned for a crash-safe single writer: WAL journal, ``synchronous=FULL``, a busy timeout,
 foreign keys on, and write transactions that take the write lock when they begin
-(``BEGIN IMMEDIATE``), so two writers never deadlock halfway through. PostgreSQL needs none of
-this. Alembic owns the schema: ``open_database`` upgrades it to the newest revision.
+(``BEGIN IMMEDIATE``). Two writers therefore never deadlock halfway through; the second waits up
+to the busy timeout. PostgreSQL needs none of this. Alembic owns the schema: ``open_database``
+upgrades it to the newest revision.
 """
 
 import logging
@@ -83,7 +84,7 @@ def enum_type(enum_class: type[StrEnum]) -> SQLEnum:
 
 
 def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
+    """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
 
 
@@ -121,12 +122,12 @@ class Database:
         return self.engine.dialect.name
 
     def session(self) -> Session:
-        """A session for queries; close it, or use it in a ``with`` block."""
+        """Open a session for queries; close it, or use it in a ``with`` block."""
         return Session(self.engine, expire_on_commit=False)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A session whose changes are committed when the block ends, or rolled back on error."""
+        """Open a session that commits when the block ends, or rolls back on error."""
         with Session(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -170,7 +171,7 @@ def create_database_engine(url: str) -> Engine:
 
 
 def alembic_config(engine: Engine) -> "AlembicConfig":
-    """An Alembic configuration that migrates ``engine`` with acuse's revisions."""
+    """Build the Alembic configuration that migrates ``engine`` with acuse's revisions."""
     from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - see _ALEMBIC_NOTE
 
     config = AlembicConfig()

@@ -7,9 +7,9 @@ For every batch a source yields, in this order:
    database transaction, so a slow PDF never holds the write lock);
 3. ``record``: one transaction inserts the ledger rows and their evidence and moves the IMAP cursor.
 
-A crash between any two steps loses nothing: the cursor only moves in the transaction that records
-the messages, so the next run fetches them again, the archive store is idempotent, and the
-unique key on (project, sha256) turns a message already recorded into a no-op.
+A crash between any two steps loses nothing. The cursor only moves in the transaction that
+records the messages, so the next run fetches them again. Storing in the archive again is a
+no-op, and so is recording a message again, because of the unique key on (project, sha256).
 """
 
 import logging
@@ -46,7 +46,7 @@ class IncomingMessage:
 
 @dataclass(frozen=True)
 class CursorMove:
-    """Where an IMAP folder's cursor stands once a batch is recorded."""
+    """The position of an IMAP folder's cursor once a batch is recorded."""
 
     folder: str
     uidvalidity: int
@@ -55,7 +55,7 @@ class CursorMove:
 
 @dataclass
 class IngestCounts:
-    """What ingesting some messages did."""
+    """Counts of what ingesting some messages stored, skipped and classified."""
 
     seen: int = 0
     stored: int = 0

@@ -1,7 +1,7 @@
 """The state of one send and recipient, judged from its match and its deadline.
 
 Evidence decides first: a matched certificate makes the send certified, delivery_failed or
-rejected, whatever the send log says about the copy to the provider. Without evidence, an
+rejected, whatever the send log records about the copy to the provider. Without evidence, an
 ambiguous match stays ambiguous for review, a send that the log says went out without the
 provider in copy is not_copied at once, and any other send is pending until its deadline passes
 and missing after.
@@ -31,7 +31,7 @@ PROBLEM_STATES = frozenset(
 
 
 def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement[str]:
-    """An SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
+    """Build the SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
     # An alias keeps the subquery correlated to send only, even in queries that join evidence.
     linked = aliased(Evidence)
     evidence_kind = (

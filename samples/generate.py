@@ -1,4 +1,4 @@
-"""Write the demo samples: a PACO send log and the evidence mailbox that answers it.
+"""Write the demo samples: a PACO send log and the evidence mailbox that belongs to it.
 
 Run from the repository root with ``.venv/bin/python samples/generate.py``. Every person, address,
 number and certificate is invented. The sends cover every state acuse knows when judged at

@@ -59,7 +59,7 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def loaded(run: Run, config: Path) -> Path:
-    """A configuration whose database holds the demo's sends and evidence, reconciled."""
+    """A configuration whose database contains the demo's sends and evidence, reconciled."""
     run(
         "--config",
         str(config),
