@@ -30,6 +30,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy config monitor reconcile acuse
 
 catalogs: $(STAMP)
 	$(BIN)/pybabel extract --project=acuse -F babel.cfg -o config/locale/acuse.pot .

@@ -335,7 +335,7 @@ def register(cli: click.Group) -> None:
     @_state_option()
     @_listing_options
     @click.pass_obj
-    def sends_command(app: AppContext, state_values: tuple[str, ...], **options: Any) -> None:
+    def sends_command(app: AppContext, /, state_values: tuple[str, ...], **options: Any) -> None:
         states = frozenset(SendState(value) for value in state_values) or None
         print_sends(app, QueryOptions(**options), states=states)
 
@@ -345,7 +345,9 @@ def register(cli: click.Group) -> None:
     @_state_option()
     @_listing_options
     @click.pass_obj
-    def unmatched_command(app: AppContext, state_values: tuple[str, ...], **options: Any) -> None:
+    def unmatched_command(
+        app: AppContext, /, state_values: tuple[str, ...], **options: Any
+    ) -> None:
         states = frozenset(SendState(value) for value in state_values) or None
         print_sends(
             app, QueryOptions(**options), states=states, exclude=frozenset({SendState.CERTIFIED})
@@ -354,7 +356,7 @@ def register(cli: click.Group) -> None:
     @cli.command("orphans", help=_("List evidence that matched no send after its deadline."))
     @_listing_options
     @click.pass_obj
-    def orphans_command(app: AppContext, **options: Any) -> None:
+    def orphans_command(app: AppContext, /, **options: Any) -> None:
         print_orphans(app, QueryOptions(**options))
 
     @cli.command("show", help=_("Show one send with its evidence and how it was matched."))

@@ -69,9 +69,10 @@ def run_demo(folder: Path, locale: str) -> None:
             )
         )
         click.echo()
+        assert as_of is not None
         print_import_summary(
             import_send_log(app.database, samples / "envios-paco.csv", project, as_of)
-        )  # type: ignore[arg-type]
+        )
         ingest_path(app, samples / "evidencias", project)
         print_reconcile_summary(
             reconcile_project(app.database, project, subject_normalizer(project), as_of=as_of)

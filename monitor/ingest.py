@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, tuple_
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
@@ -151,9 +151,9 @@ class Ingestor:
     def _known_hashes(self, hashes: set[str], session: Session | None = None) -> set[str]:
         if not hashes:
             return set()
-        query = select(StoredMessage.sha256).where(
-            StoredMessage.project == self.project.code,
-            StoredMessage.sha256.in_(hashes),  # type: ignore[attr-defined]
+        query = select(col(StoredMessage.sha256)).where(
+            col(StoredMessage.project) == self.project.code,
+            col(StoredMessage.sha256).in_(hashes),
         )
         if session is not None:
             return set(session.execute(query).scalars())
@@ -213,9 +213,12 @@ class Ingestor:
 
     def _place_taken(self, session: Session, message: IncomingMessage) -> bool:
         place = (message.location, message.uidvalidity, message.uid)
-        query = select(StoredMessage.id).where(
-            StoredMessage.project == self.project.code,
-            tuple_(StoredMessage.location, StoredMessage.uidvalidity, StoredMessage.uid) == place,
+        query = select(col(StoredMessage.id)).where(
+            col(StoredMessage.project) == self.project.code,
+            tuple_(
+                col(StoredMessage.location), col(StoredMessage.uidvalidity), col(StoredMessage.uid)
+            )
+            == place,
         )
         return session.execute(query).first() is not None
 
@@ -307,10 +310,10 @@ def record_evidence(
 
 
 def _certificate_known(session: Session, project: ProjectView, certificate_id: str) -> bool:
-    query = select(Evidence.id).where(
-        Evidence.project == project.code,
-        Evidence.provider == project.settings.provider,
-        Evidence.certificate_id == certificate_id,
+    query = select(col(Evidence.id)).where(
+        col(Evidence.project) == project.code,
+        col(Evidence.provider) == project.settings.provider,
+        col(Evidence.certificate_id) == certificate_id,
     )
     return session.execute(query).first() is not None
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, false, literal, select
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from monitor.models import Evidence, EvidenceKind
 from reconcile.models import Send, SendState
@@ -35,7 +36,10 @@ def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement
     # An alias keeps the subquery correlated to send only, even in queries that join evidence.
     linked = aliased(Evidence)
     evidence_kind = (
-        select(linked.kind).where(linked.id == Send.evidence_id).correlate(Send).scalar_subquery()
+        select(col(linked.kind))
+        .where(col(linked.id) == col(Send.evidence_id))
+        .correlate(Send)
+        .scalar_subquery()
     )
     deadline_cutoff = as_of - missing_after
     return case(
@@ -45,9 +49,9 @@ def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement
             literal(SendState.DELIVERY_FAILED.value),
         ),
         (evidence_kind == EvidenceKind.REJECTED.value, literal(SendState.REJECTED.value)),
-        (Send.candidates.is_not(None), literal(SendState.AMBIGUOUS.value)),  # type: ignore[union-attr]
-        (Send.lleida_copied == false(), literal(SendState.NOT_COPIED.value)),
-        (Send.sent_at > deadline_cutoff, literal(SendState.PENDING.value)),
+        (col(Send.candidates).is_not(None), literal(SendState.AMBIGUOUS.value)),
+        (col(Send.lleida_copied) == false(), literal(SendState.NOT_COPIED.value)),
+        (col(Send.sent_at) > deadline_cutoff, literal(SendState.PENDING.value)),
         else_=literal(SendState.MISSING.value),
     )
 
