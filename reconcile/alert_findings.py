@@ -336,7 +336,7 @@ def _find_quarantined(search: _Search) -> None:
         .where(or_(StoredMessage.stored_at >= since, StoredMessage.id.in_(alerted)))  # type: ignore[union-attr]
         .order_by(StoredMessage.stored_at, StoredMessage.id)
     )
-    for message in session.exec(query):
+    for message in session.execute(query).scalars():
         assert message.id is not None
         details = {
             "message_pk": message.id,

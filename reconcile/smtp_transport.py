@@ -7,6 +7,7 @@ server's certificate and host name against the system's trust store, or against 
 Every library error leaves this module as an SmtpError subclass that names the server.
 """
 
+import base64
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ class SmtpTransport:
         try:
             self._client = self._connect()
             if self.smtp.username is not None:
-                self._client.login(self.smtp.username, self._password or "")
+                self._login(self._client, self.smtp.username, self._password or "")
         except smtplib.SMTPAuthenticationError as exc:
             self.close()
             message = _(
@@ -97,6 +98,22 @@ class SmtpTransport:
                 server=self.server, error=exc or type(exc).__name__
             )
             raise SmtpUnavailable(message, self.server) from exc
+
+    @staticmethod
+    def _login(client: smtplib.SMTP, username: str, password: str) -> None:
+        if (username + password).isascii():
+            client.login(username, password)
+            return
+        # smtplib encodes credentials as ASCII; AUTH PLAIN carries UTF-8 (RFC 4616).
+        client.ehlo_or_helo_if_needed()
+        if "plain" not in client.esmtp_features.get("auth", "").lower().split():
+            raise smtplib.SMTPAuthenticationError(
+                535, b"non-ASCII credentials need AUTH PLAIN, which the server does not offer"
+            )
+        token = base64.b64encode(b"\0" + username.encode() + b"\0" + password.encode())
+        code, reply = client.docmd("AUTH", "PLAIN " + token.decode("ascii"))
+        if code != 235:
+            raise smtplib.SMTPAuthenticationError(code, reply)
 
     def _connect(self) -> smtplib.SMTP:
         timeout = self.smtp.timeout.total_seconds()

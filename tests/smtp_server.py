@@ -44,6 +44,28 @@ class Received:
     def subject(self) -> str:
         return str(self.email["Subject"])
 
+    @property
+    def text(self) -> str:
+        """The plain-text body with newlines, as a reader sees it."""
+        body = self.email.get_body(("plain",))
+        assert isinstance(body, EmailMessage)
+        return str(body.get_content()).replace("\r\n", "\n")
+
+    @property
+    def html(self) -> str:
+        """The HTML body with newlines."""
+        body = self.email.get_body(("html",))
+        assert isinstance(body, EmailMessage)
+        return str(body.get_content()).replace("\r\n", "\n")
+
+    @property
+    def csv_text(self) -> str:
+        """The CSV attachment decoded, without its byte order mark."""
+        attachment = next(self.email.iter_attachments())
+        data = attachment.get_payload(decode=True)
+        assert isinstance(data, bytes)
+        return data.decode("utf-8-sig").replace("\r\n", "\n")
+
 
 class _Recorder:
     def __init__(self) -> None:

@@ -115,7 +115,7 @@ def test_full_life_of_missing_certification(
         "[acuse] Torres del Parque: 1 send not certified (reminder)",
         "[acuse] Torres del Parque: 1 problem solved",
     ]
-    resolution_text = smtp_server.messages[2].email.get_body(("plain",)).get_content()
+    resolution_text = smtp_server.messages[2].text
     assert "certified late" in resolution_text
     assert "LLD-1075-fabio.londono" in resolution_text
     restarted.dispose()
