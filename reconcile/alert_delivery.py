@@ -75,11 +75,17 @@ def smtp_password(settings: Settings) -> str | None:
     return password
 
 
-def deliver_outbox(database: Database, settings: Settings, now: datetime) -> DeliverySummary:
-    """Send every outbox email that is due at ``now`` and record how each attempt went."""
+def deliver_outbox(
+    database: Database, settings: Settings, now: datetime, *, flush: bool = False
+) -> DeliverySummary:
+    """Send every outbox email that is due at ``now`` and record how each attempt went.
+
+    ``flush`` also sends the alert emails still inside their grouping window; digests always
+    wait for their time.
+    """
     summary = DeliverySummary(now)
     token = uuid.uuid4().hex
-    claimed = _claim_due(database, now, token)
+    claimed = _claim_due(database, now, token, flush)
     summary.claimed = len(claimed)
     if claimed:
         _render_claimed(database, settings, claimed, now)
@@ -108,16 +114,19 @@ def waiting_count(database: Database) -> int:
         return int(session.execute(query).scalar_one())
 
 
-def _claim_due(database: Database, now: datetime, token: str) -> list[int]:
+def _claim_due(database: Database, now: datetime, token: str, flush: bool) -> list[int]:
     unclaimed = or_(
         OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
         OutboxMessage.claimed_until < now,  # type: ignore[operator]
     )
+    time_has_come = OutboxMessage.send_after <= now
+    if flush:
+        time_has_come = or_(time_has_come, OutboxMessage.purpose != OutboxPurpose.DIGEST)
     due = (
         select(OutboxMessage.id)
         .where(
             OutboxMessage.sent_at.is_(None),  # type: ignore[union-attr]
-            OutboxMessage.send_after <= now,
+            time_has_come,
             or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),  # type: ignore[union-attr,operator]
             unclaimed,
         )
@@ -144,7 +153,7 @@ def _claim_due(database: Database, now: datetime, token: str) -> list[int]:
 def _render_claimed(database: Database, settings: Settings, ids: list[int], now: datetime) -> None:
     with database.write() as session:
         for outbox_id in ids:
-            message = session.get(OutboxMessage, outbox_id)
+            message = session.get(OutboxMessage, outbox_id, with_for_update=True)
             assert message is not None
             if message.rendered:
                 continue

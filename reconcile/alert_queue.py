@@ -111,6 +111,9 @@ def _collecting_message(
                 OutboxMessage.send_after > now,
             )
             .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            # On PostgreSQL the row lock orders this against delivery rendering the email, so
+            # an item never joins an email that has already been rendered.
+            .with_for_update()
         )
         .scalars()
         .first()
