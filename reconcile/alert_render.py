@@ -42,10 +42,10 @@ from reconcile.alert_texts import (
     REMINDER_INTRODUCTION,
     REMINDER_SUBJECT,
     RESOLVED_INTRODUCTION,
-    RESOLVED_SUBJECTS,
-    SUBJECTS,
     TEST_SUBJECT,
     TITLES,
+    resolved_subject_pattern,
+    subject_patterns,
 )
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
@@ -180,9 +180,10 @@ def alert_subject(scope: AlertScope, kind: AlertKind, event: AlertEvent, count: 
     catalog = translation(scope.locale)
     formatted = RowFormatter(scope, catalog).count(count)
     if event is AlertEvent.RESOLVED:
-        pattern = catalog.ngettext(*RESOLVED_SUBJECTS, count)
+        pattern = resolved_subject_pattern(catalog.ngettext, count)
         return pattern.format(project=scope.name, count=formatted)
-    subject = catalog.ngettext(*SUBJECTS[kind], count).format(project=scope.name, count=formatted)
+    pattern = subject_patterns(catalog.ngettext, count)[kind]
+    subject = pattern.format(project=scope.name, count=formatted)
     if event is AlertEvent.REMINDER:
         subject = catalog.gettext(REMINDER_SUBJECT).format(subject=subject)
     return subject

@@ -5,56 +5,86 @@ translated when an email is rendered, with the catalog of the project's locale. 
 ``{project}`` and ``{count}``, and the count is already formatted for the locale.
 """
 
+from collections.abc import Callable
+
 from config.i18n import N_
 from config.settings import AlertKind
 
-SUBJECTS: dict[AlertKind, tuple[str, str]] = {
-    AlertKind.CERTIFICATION_MISSING: (
-        N_("[acuse] {project}: {count} send not certified"),
-        N_("[acuse] {project}: {count} sends not certified"),
-    ),
-    AlertKind.DELIVERY_FAILED: (
-        N_("[acuse] {project}: {count} send not delivered"),
-        N_("[acuse] {project}: {count} sends not delivered"),
-    ),
-    AlertKind.CERTIFICATION_REJECTED: (
-        N_("[acuse] {project}: {count} send rejected by Lleida.net"),
-        N_("[acuse] {project}: {count} sends rejected by Lleida.net"),
-    ),
-    AlertKind.NOT_COPIED: (
-        N_("[acuse] {project}: {count} send without Lleida.net in copy"),
-        N_("[acuse] {project}: {count} sends without Lleida.net in copy"),
-    ),
-    AlertKind.EVIDENCE_UNVERIFIED: (
-        N_("[acuse] {project}: {count} send with unverified evidence"),
-        N_("[acuse] {project}: {count} sends with unverified evidence"),
-    ),
-    AlertKind.ORPHAN_EVIDENCE: (
-        N_("[acuse] {project}: {count} piece of evidence matches no send"),
-        N_("[acuse] {project}: {count} pieces of evidence match no send"),
-    ),
-    AlertKind.MAILBOX_UNREACHABLE: (
-        N_("[acuse] {project}: evidence mailbox unreachable"),
-        N_("[acuse] {project}: {count} evidence mailboxes unreachable"),
-    ),
-    AlertKind.EVIDENCE_SILENCE: (
-        N_("[acuse] {project}: no evidence is arriving"),
-        N_("[acuse] {project}: no evidence is arriving"),
-    ),
-    AlertKind.QUARANTINED_MESSAGES: (
-        N_("[acuse] {project}: {count} message quarantined"),
-        N_("[acuse] {project}: {count} messages quarantined"),
-    ),
-    AlertKind.ALERT_DELIVERY_FAILING: (
-        N_("[acuse] alert emails are not being delivered"),
-        N_("[acuse] alert emails are not being delivered"),
-    ),
-}
+PluralTranslate = Callable[[str, str, int], str]
+
+
+def subject_patterns(ngettext: PluralTranslate, count: int) -> dict[AlertKind, str]:
+    """The subject of a first notice for each kind, translated for ``count`` alerts.
+
+    The literal ``ngettext`` calls let ``pybabel extract`` record each singular and plural
+    as one catalog entry.
+    """
+    return {
+        AlertKind.CERTIFICATION_MISSING: ngettext(
+            "[acuse] {project}: {count} send not certified",
+            "[acuse] {project}: {count} sends not certified",
+            count,
+        ),
+        AlertKind.DELIVERY_FAILED: ngettext(
+            "[acuse] {project}: {count} send not delivered",
+            "[acuse] {project}: {count} sends not delivered",
+            count,
+        ),
+        AlertKind.CERTIFICATION_REJECTED: ngettext(
+            "[acuse] {project}: {count} send rejected by Lleida.net",
+            "[acuse] {project}: {count} sends rejected by Lleida.net",
+            count,
+        ),
+        AlertKind.NOT_COPIED: ngettext(
+            "[acuse] {project}: {count} send without Lleida.net in copy",
+            "[acuse] {project}: {count} sends without Lleida.net in copy",
+            count,
+        ),
+        AlertKind.EVIDENCE_UNVERIFIED: ngettext(
+            "[acuse] {project}: {count} send with unverified evidence",
+            "[acuse] {project}: {count} sends with unverified evidence",
+            count,
+        ),
+        AlertKind.ORPHAN_EVIDENCE: ngettext(
+            "[acuse] {project}: {count} piece of evidence matches no send",
+            "[acuse] {project}: {count} pieces of evidence match no send",
+            count,
+        ),
+        AlertKind.MAILBOX_UNREACHABLE: ngettext(
+            "[acuse] {project}: evidence mailbox unreachable",
+            "[acuse] {project}: {count} evidence mailboxes unreachable",
+            count,
+        ),
+        AlertKind.EVIDENCE_SILENCE: ngettext(
+            "[acuse] {project}: no evidence is arriving",
+            "[acuse] {project}: no evidence is arriving",
+            count,
+        ),
+        AlertKind.QUARANTINED_MESSAGES: ngettext(
+            "[acuse] {project}: {count} message quarantined",
+            "[acuse] {project}: {count} messages quarantined",
+            count,
+        ),
+        AlertKind.ALERT_DELIVERY_FAILING: ngettext(
+            "[acuse] alert emails are not being delivered",
+            "[acuse] alert emails are not being delivered",
+            count,
+        ),
+    }
+
+
 REMINDER_SUBJECT = N_("{subject} (reminder)")
-RESOLVED_SUBJECTS = (
-    N_("[acuse] {project}: {count} problem solved"),
-    N_("[acuse] {project}: {count} problems solved"),
-)
+
+
+def resolved_subject_pattern(ngettext: PluralTranslate, count: int) -> str:
+    """The subject of a resolution note about ``count`` alerts."""
+    return ngettext(
+        "[acuse] {project}: {count} problem solved",
+        "[acuse] {project}: {count} problems solved",
+        count,
+    )
+
+
 DIGEST_SUBJECT = N_("[acuse] {project}: daily summary of {date}")
 TEST_SUBJECT = N_("[acuse] {project}: test email")
 

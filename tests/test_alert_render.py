@@ -30,7 +30,7 @@ from reconcile.alert_render import (
     render_digest,
 )
 from reconcile.alert_routing import AlertScope, installation_scope, project_scope
-from reconcile.alert_texts import SUBJECTS
+from reconcile.alert_texts import subject_patterns
 
 NOW = datetime(2026, 11, 4, 1, 5, tzinfo=UTC)
 SENT = "2026-11-03T19:00:00+00:00"
@@ -116,8 +116,10 @@ LOCAL_TIME_KEY = {
     AlertKind.ALERT_DELIVERY_FAILING: "failing_since",
 }
 SPANISH_SUBJECT = "[acuse] Torres del Parque: 3 envíos sin certificar"
-_plural = SUBJECTS[AlertKind.CERTIFICATION_MISSING][1]
-CATALOG_HAS_SUBJECT = translation("es_CO").ngettext(_plural, _plural, 3) != _plural
+CATALOG_HAS_SUBJECT = (
+    subject_patterns(translation("es_CO").ngettext, 3)[AlertKind.CERTIFICATION_MISSING]
+    != subject_patterns(translation("en").ngettext, 3)[AlertKind.CERTIFICATION_MISSING]
+)
 
 
 def settings_for(make_settings: Callable[..., Settings], locale: str, **alerts: Any) -> Settings:
