@@ -64,7 +64,7 @@ def _scope(settings: Settings, code: str) -> AlertScope:
 
 
 def _describe(view: AlertView) -> str:
-    """One line that says what the alert is about, from its details."""
+    """Describe in one line what the alert is about, from its details."""
     details = view.details
     if "send_id" in details:
         parts = [details.get("negocio"), details.get("client"), details.get("recipient")]

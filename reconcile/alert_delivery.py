@@ -3,8 +3,8 @@
 A delivery run claims due rows for a lease, so two runs (two daemon instances, or the daemon and
 ``acuse alerts send-now``) never send the same row at once. An email is rendered on its first
 attempt and keeps its bytes and Message-ID through every retry. An email that the server does
-not accept stays in the outbox and is tried again after a delay that doubles from
-``[alerts] retry_first`` up to ``[alerts] retry_max``; nothing is ever dropped from it.
+not accept stays in the outbox, and nothing is ever dropped from it. It is tried again after a
+delay that doubles from ``[alerts] retry_first`` up to ``[alerts] retry_max``.
 
 NOTE: SMTP has no way to make delivery and the database commit one step. If the process dies
 after the server accepted an email and before its row is marked sent, the email goes out again
@@ -55,7 +55,7 @@ class SmtpNotConfigured(AcuseError):
 
 @dataclass
 class DeliverySummary:
-    """What one delivery run did, and how many emails still wait."""
+    """Counts of one delivery run, and of the emails that still wait."""
 
     now: datetime
     claimed: int = 0
@@ -108,7 +108,7 @@ def deliver_outbox(
 
 
 def waiting_count(database: Database) -> int:
-    """How many emails the outbox holds that the SMTP server has not accepted yet."""
+    """Count the outbox emails that the SMTP server has not accepted yet."""
     with database.session() as session:
         query = select(func.count()).where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
         return int(session.execute(query).scalar_one())
@@ -136,7 +136,7 @@ def _claim_due(database: Database, now: datetime, token: str, flush: bool) -> li
     claimed = []
     with database.write() as session:
         for outbox_id in session.execute(due).scalars():
-            taken = session.execute(
+            claim = session.execute(
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.id == outbox_id,
@@ -145,7 +145,7 @@ def _claim_due(database: Database, now: datetime, token: str, flush: bool) -> li
                 )
                 .values(claimed_by=token, claimed_until=now + CLAIM_LEASE)
             )
-            if taken.rowcount == 1:  # type: ignore[attr-defined]
+            if claim.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(outbox_id)
     return claimed
 
@@ -175,7 +175,7 @@ def _render_claimed(database: Database, settings: Settings, ids: list[int], now:
 
 
 def _scope(settings: Settings, code: str) -> AlertScope:
-    """The scope of a project; a project removed from the configuration keeps its code."""
+    """Return the scope of a project, or its bare code once it left the configuration."""
     scope = scope_for(settings, code)
     if scope is not None:
         return scope
@@ -333,7 +333,7 @@ def _unsent(database: Database, ids: list[int]) -> list[int]:
 
 
 def retry_delay(settings: Settings, attempts: int) -> timedelta:
-    """The wait before attempt ``attempts + 1``: doubling from retry_first up to retry_max."""
+    """Return the wait before attempt ``attempts + 1``, doubling up to ``retry_max``."""
     first, maximum = settings.alerts.retry_first, settings.alerts.retry_max
     exponent = max(attempts - 1, 0)
     if exponent > 30:

@@ -3,7 +3,7 @@
 Send states are judged at the evaluation time with the same rules as every query, never read
 from the state that the last reconciliation stored. New problems are looked for only among the
 sends, evidence and messages of the ``[alerts] lookback`` period, so a send log with years of
-history does not raise years of alerts; subjects of open alerts are judged whatever their age,
+history does not raise years of alerts. Subjects of open alerts are judged whatever their age,
 so that they can close.
 """
 
@@ -56,12 +56,12 @@ class Findings:
 
 
 def iso(value: datetime | None) -> str | None:
-    """A UTC time as ISO 8601 text, the form details keep."""
+    """Format a UTC time as ISO 8601 text, the form that details keep."""
     return value.isoformat() if value is not None else None
 
 
 def send_details(view: SendView) -> dict[str, Any]:
-    """The facts about a send that an alert email shows."""
+    """Collect the facts about a send that an alert email shows."""
     return {
         "send_id": view.send_id,
         "notification_type": view.notification_type,
@@ -87,7 +87,7 @@ def send_key(send_id: int) -> str:
 
 @dataclass
 class _Search:
-    """What every finder of one evaluation needs."""
+    """The inputs and results that every finder of one evaluation shares."""
 
     session: Session
     settings: Settings

@@ -1,8 +1,8 @@
 """The alert policy: turn the problems found at one moment into raised, reminded and closed alerts.
 
 ``evaluate_alerts`` compares each project's problems with its open alerts. A new problem opens
-an alert and queues it; an open alert whose problem remains is queued again as a reminder once
-``[alerts] reminder_every`` has passed since it was last queued; an open alert whose problem is
+an alert and queues it. An open alert whose problem remains is queued again as a reminder once
+``[alerts] reminder_every`` has passed since it was last queued. An open alert whose problem is
 gone is closed, with a resolution note when the problem was fixed rather than replaced by
 another. Each project is one transaction, so alerts and their outbox items are stored together,
 and running the policy twice at the same moment queues nothing the second time.
@@ -50,7 +50,7 @@ _SILENT_RESOLUTIONS = frozenset({Resolution.STATE_CHANGED, Resolution.DISABLED})
 
 @dataclass
 class AlertSummary:
-    """What one evaluation did, over every project."""
+    """Counts of one evaluation over every project."""
 
     now: datetime
     raised: int = 0
@@ -185,8 +185,8 @@ class _Evaluation:
         self.summary.resolved += 1
         log.info("alert resolved", extra={**_log_fields(alert), "resolution": resolution.value})
 
-        notes_wanted = self.settings.alerts.resolution_notes
-        if notes_wanted and resolution not in _SILENT_RESOLUTIONS and alert.last_notified_at:
+        notes_on = self.settings.alerts.resolution_notes
+        if notes_on and resolution not in _SILENT_RESOLUTIONS and alert.last_notified_at:
             self._queue(alert, AlertEvent.RESOLVED, json.loads(alert.details))
 
     def _queue(self, alert: Alert, event: AlertEvent, details: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ class AlertView:
 
 @dataclass(frozen=True)
 class OutboxHealth:
-    """How alert delivery stands: emails waiting and since when delivery fails."""
+    """The state of alert delivery: emails waiting and since when delivery fails."""
 
     waiting: int
     failing_since: datetime | None
@@ -99,7 +99,7 @@ def outbox_health(session: Session) -> OutboxHealth:
 
 
 def open_alert_count(session: Session, project: str) -> int:
-    """How many alerts of ``project`` are open."""
+    """Count the open alerts of ``project``."""
     query = select(func.count()).where(
         Alert.project == project,
         Alert.resolved_at.is_(None),  # type: ignore[union-attr]
@@ -110,7 +110,7 @@ def open_alert_count(session: Session, project: str) -> int:
 def current_details(
     session: Session, settings: Settings, code: str, kind: AlertKind, now: datetime
 ) -> list[dict[str, Any]]:
-    """The details of every current problem of ``kind`` in project ``code``, changing nothing."""
+    """Find the details of every current problem of ``kind`` in ``code``, changing nothing."""
     project = project_view(settings, code)
     open_alerts = list(
         session.execute(
@@ -124,5 +124,5 @@ def current_details(
 
 
 def kind_title(kind: AlertKind) -> str:
-    """The English message id of a kind's title; translate it where it is shown."""
+    """Return the English message id of a kind's title, to translate where it is shown."""
     return TITLES[kind]

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def recipients_text(recipients: tuple[str, ...]) -> str:
-    """The recipients as the outbox stores them: comma-separated, in order."""
+    """Join the recipients as the outbox stores them: comma-separated, in order."""
     return ", ".join(recipients)
 
 
@@ -46,7 +46,7 @@ def _recipients_tag(recipients: tuple[str, ...]) -> str:
 
 
 def digest_group_key(project: str, at: datetime, recipients: tuple[str, ...]) -> str:
-    """The group key of the digest of ``project`` at ``at`` for ``recipients``."""
+    """Build the group key of the digest of ``project`` at ``at`` for ``recipients``."""
     return f"digest:{project}:{at.isoformat()}:{_recipients_tag(recipients)}"
 
 

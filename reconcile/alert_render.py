@@ -3,7 +3,7 @@
 The bodies are Jinja2 templates under ``reconcile/templates``. An operator overrides any of
 them by putting a file of the same name in the folder that ``[alerts] templates`` names. The
 templates run with Jinja2's i18n extension bound to the project's catalog, so ``_()`` and
-``{% trans %}`` in a template speak the project's language; the texts that code supplies are
+``{% trans %}`` in a template use the project's language. The texts that code supplies are
 translated with the same catalog before they reach the template.
 """
 
@@ -71,7 +71,7 @@ class ItemData:
 
 @dataclass(frozen=True)
 class DaySummary:
-    """How the sends of a digest's period stand at the digest moment."""
+    """Counts of the sends of a digest's period by their state at the digest moment."""
 
     sends: int = 0
     certified: int = 0
@@ -96,7 +96,7 @@ class RenderedEmail:
 
 
 def templates_folder(settings: Settings) -> Path | None:
-    """The operator's template folder, resolved against the configuration file's folder."""
+    """Return the operator's template folder, resolved against the configuration folder."""
     folder = settings.alerts.templates
     return settings.resolve_path(folder) if folder is not None else None
 
@@ -176,7 +176,7 @@ def _section(
 
 
 def alert_subject(scope: AlertScope, kind: AlertKind, event: AlertEvent, count: int) -> str:
-    """The subject of an email about ``count`` alerts of ``kind``."""
+    """Build the subject of an email about ``count`` alerts of ``kind``."""
     catalog = translation(scope.locale)
     formatted = RowFormatter(scope, catalog).count(count)
     if event is AlertEvent.RESOLVED:
@@ -286,7 +286,7 @@ def render_test(
 
 
 def _csv_bytes(scope: AlertScope, sections: Sequence[_Section]) -> bytes:
-    """The rows of every section as one CSV, for a spreadsheet in the reader's locale.
+    """Write the rows of every section as one CSV for a spreadsheet in the reader's locale.
 
     Spanish spreadsheets use the comma as decimal mark, so they expect ``;`` between cells.
     The byte order mark makes them read the file as UTF-8.
@@ -320,7 +320,7 @@ def build_message(
     message["Subject"] = rendered.subject
     message["Date"] = email_date(date)
     message["Message-ID"] = message_id
-    # RFC 3834: automatic replies must not answer an automatic message.
+    # RFC 3834: auto-responders must not reply to a message marked auto-generated.
     message["Auto-Submitted"] = "auto-generated"
     for name, value in rendered.headers.items():
         message[name] = value

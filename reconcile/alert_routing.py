@@ -73,12 +73,11 @@ def scope_for(settings: Settings, code: str) -> AlertScope | None:
 
 
 def _merged(*layers: AlertKindSettings | None) -> AlertKindSettings:
-    values: dict[str, object] = {}
+    merged = AlertKindSettings()
     for layer in layers:
-        if layer is None:
-            continue
-        values.update(layer.model_dump(exclude_none=True))
-    return AlertKindSettings(**values)
+        if layer is not None:
+            merged = merged.model_copy(update=layer.model_dump(exclude_none=True))
+    return merged
 
 
 def _default_recipients(

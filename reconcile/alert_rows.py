@@ -79,7 +79,7 @@ class RowFormatter:
         self.gettext: Callable[[str], str] = translations.gettext
 
     def time(self, value: str | datetime | None) -> str:
-        """A time in the scope's zone with its offset, as the locale writes it."""
+        """Format a time in the scope's zone with its offset, as the locale writes it."""
         if value is None:
             return ""
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -89,12 +89,12 @@ class RowFormatter:
         )
 
     def date(self, value: datetime) -> str:
-        """A day in the scope's zone, written out as the locale does."""
+        """Format a day in the scope's zone, written out as the locale does."""
         local = value.astimezone(self.scope.timezone)
         return format_datetime(local, _DATE_PATTERNS[self.scope.locale], locale=self.scope.locale)
 
     def count(self, value: int) -> str:
-        """A whole number with the locale's grouping separator."""
+        """Format a whole number with the locale's grouping separator."""
         return format_decimal(value, locale=self.scope.locale)
 
     def columns(self, kind: AlertKind) -> list[Column]:

@@ -1,7 +1,7 @@
 """The words of alert emails: subject lines, introductions and advice for each kind of alert.
 
-Message ids are English and marked with ``N_`` so that ``pybabel extract`` finds them; they are
-translated when an email is rendered, with the catalog of the project's locale. Subjects take
+Message ids are English and marked so that ``pybabel extract`` finds them. They are translated
+when an email is rendered, with the catalog of the project's locale. Subjects take
 ``{project}`` and ``{count}``, and the count is already formatted for the locale.
 """
 
@@ -14,7 +14,7 @@ PluralTranslate = Callable[[str, str, int], str]
 
 
 def subject_patterns(ngettext: PluralTranslate, count: int) -> dict[AlertKind, str]:
-    """The subject of a first notice for each kind, translated for ``count`` alerts.
+    """Translate the subject of a first notice of each kind for ``count`` alerts.
 
     The literal ``ngettext`` calls let ``pybabel extract`` record each singular and plural
     as one catalog entry.
@@ -77,7 +77,7 @@ REMINDER_SUBJECT = N_("{subject} (reminder)")
 
 
 def resolved_subject_pattern(ngettext: PluralTranslate, count: int) -> str:
-    """The subject of a resolution note about ``count`` alerts."""
+    """Translate the subject of a resolution note about ``count`` alerts."""
     return ngettext(
         "[acuse] {project}: {count} problem solved",
         "[acuse] {project}: {count} problems solved",

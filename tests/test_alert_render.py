@@ -1,9 +1,9 @@
 """Alert emails in Spanish and English: subject, text, HTML and CSV of every kind.
 
-The Spanish catalog is translated after the English message ids are extracted, so the Spanish
+The Spanish catalog is translated after the English message ids are extracted. So the Spanish
 checks look at what the locale decides whatever the words: dates in Bogotá's zone written the
 Colombian way, numbers grouped by Babel for es_CO, the CSV separator, and accents in the data.
-The exact Spanish subject is checked once the catalog carries it.
+The exact Spanish subject is checked once the catalog contains it.
 """
 
 import csv

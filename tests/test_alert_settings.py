@@ -47,7 +47,7 @@ def project_settings(make_settings: Callable[..., Settings], **alerts: Any) -> S
     )
 
 
-def test_issue_example_loads(tmp_path: Path) -> None:
+def test_documented_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "acuse.toml"
     path.write_text(EXAMPLE, encoding="utf-8")
 

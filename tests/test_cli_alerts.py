@@ -1,7 +1,7 @@
 """``acuse alerts`` through the real command line in a child process, on the real clock.
 
-The SMTP server runs in the test process; the sends are dated relative to now, so the child
-process judges them at its own current time.
+The SMTP server runs in the test process. The sends are dated relative to now, because the
+child process judges them at its own current time.
 """
 
 import json
