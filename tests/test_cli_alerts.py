@@ -180,3 +180,19 @@ def test_status_counts_open_alerts(
     assert record["open_alerts"] == 1
     assert record["alert_emails_waiting"] == 0
     assert record["alert_delivery_failing_since"] is None
+
+
+def test_check_config_reaches_smtp(config: Path, smtp_server: SmtpServer) -> None:
+    result = run_acuse(config, "--lang", "en", "check-config", "--live")
+
+    assert result.returncode == 0, result.stderr
+    assert f"Connected to the SMTP server 127.0.0.1:{smtp_server.port}" in result.stdout
+
+
+def test_check_config_reports_smtp_down(config: Path, smtp_server: SmtpServer) -> None:
+    smtp_server.stop()
+
+    result = run_acuse(config, "--lang", "en", "check-config", "--live")
+
+    assert result.returncode == 3
+    assert "Cannot connect to the SMTP server" in result.stderr
