@@ -20,6 +20,8 @@ from config.i18n import _
 from config.secrets import read_secret
 from config.settings import ProjectView, Settings
 from monitor.imap_source import ImapSource
+from reconcile.alert_delivery import smtp_password
+from reconcile.smtp_transport import SmtpTransport
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
@@ -103,6 +105,21 @@ def _check_mailbox_live(settings: Settings, project: ProjectView) -> str:
     )
 
 
+def _check_smtp_secret(settings: Settings) -> str:
+    smtp_password(settings)
+    return _("The SMTP settings are valid and their password file, if any, is readable.")
+
+
+def _check_smtp_live(settings: Settings) -> str:
+    smtp = settings.smtp
+    assert smtp is not None
+    with SmtpTransport(smtp, smtp_password(settings)):
+        pass
+    return _("Connected to the SMTP server {host}:{port} and logged in, sending nothing.").format(
+        host=smtp.host, port=smtp.effective_port
+    )
+
+
 def check_configuration(app: AppContext, live: bool) -> None:
     """Run every check and exit non-zero when one failed."""
     settings = app.settings
@@ -127,6 +144,11 @@ def check_configuration(app: AppContext, live: bool) -> None:
         _run(tally, False, partial(_check_mailbox_secret, settings, project))
         if live:
             _run(tally, True, partial(_check_mailbox_live, settings, project))
+
+    if settings.smtp is not None:
+        _run(tally, False, partial(_check_smtp_secret, settings))
+        if live:
+            _run(tally, True, partial(_check_smtp_live, settings))
 
     if tally.config_failures:
         sys.exit(EXIT_USAGE)

@@ -5,7 +5,7 @@ reconciliation stores, so a query never shows a send as pending after its deadli
 pass has run since.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,9 +69,14 @@ def list_sends(
     as_of: datetime,
     states: frozenset[SendState] | None = None,
     exclude_states: frozenset[SendState] | None = None,
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> Iterator[SendView]:
-    """Yield the project's sends logged up to ``as_of``, oldest first, with their state then."""
-    query = _send_query(project, as_of)
+    """Yield the project's sends logged up to ``as_of``, oldest first, with their state then.
+
+    ``where`` adds conditions on the ``send`` table, such as a time range.
+    """
+    query = _send_query(project, as_of).where(*where)
     judged = state_expression(as_of, project.missing_after)
     if states:
         query = query.where(judged.in_([s.value for s in states]))
