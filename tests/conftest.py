@@ -9,7 +9,7 @@ import pytest
 from config.database import Database, open_database
 from config.settings import Settings, settings_from_mapping
 
-pytest_plugins = ["tests.dovecot"]
+pytest_plugins = ["tests.dovecot", "tests.oauth2_provider"]
 
 
 @pytest.fixture
