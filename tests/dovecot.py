@@ -200,9 +200,12 @@ class DovecotServer:
             process.kill()
             process.wait(STOP_TIMEOUT)
 
-    def create_user(self) -> MailUser:
-        """Add a user with a new home and a random password, which can log in at once."""
-        name = f"user{next(self._user_numbers)}"
+    def create_user(self, name: str | None = None) -> MailUser:
+        """Add a user with a new home and a random password, which can log in at once.
+
+        ``name`` defaults to ``userN``; give an address to imitate a hosted mailbox's user name.
+        """
+        name = name or f"user{next(self._user_numbers)}"
         password = f"pw-{secrets.token_hex(8)}"
         home = self._homes / name
         home.mkdir()

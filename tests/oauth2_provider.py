@@ -299,6 +299,13 @@ class IdentityProvider:
                 audience=self.token_url,
                 options={"require": ["iss", "sub", "aud", "iat", "exp", "scope"]},
             )
+        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
+            return _error(
+                400,
+                "invalid_grant",
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
+                "timeframe. Check your iat and exp values in the JWT claim.",
+            )
         except (jwt.PyJWTError, KeyError):
             return _error(400, "invalid_grant", "Invalid JWT Signature.")
         if claims["sub"] not in account.subjects or claims["scope"] not in account.scopes:
