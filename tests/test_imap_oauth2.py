@@ -4,8 +4,11 @@ Dovecot's ``oauth2`` passdb checks each token with the test identity platform's 
 endpoint, so a token that the platform expired or revoked is rejected as a real server would.
 """
 
+import base64
+import io
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 
 from acuse.demo import SAMPLES_DIR
 from config.database import Database
+from config.logs import JsonFormatter
 from config.settings import Security, Settings, project_view
 from monitor.archive import Archive
 from monitor.imap_source import ImapSource
@@ -122,6 +126,25 @@ def app_mailbox(
     """A mailbox that an app with client credentials may read."""
     client = oauth2_provider.add_client(oauth2_mail_user.name)
     return make_mailbox(client_credentials_table(oauth2_provider, tmp_path, client))
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    """Every log line at DEBUG, the IMAP wire trace included, as acuse formats it in JSON."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for name in ("imapclient", "monitor"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+    for name in ("imapclient", "monitor"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def sample_messages() -> list[bytes]:
@@ -365,3 +388,29 @@ def test_expiry_between_polls_refreshes(
     assert second.start_uid == 5
     assert len(issued) == 2
     assert oauth2_provider.introspected_tokens() == issued
+
+
+def test_wire_trace_hides_tokens(
+    oauth2_provider: IdentityProvider,
+    oauth2_mail_user: MailUser,
+    app_mailbox: OAuth2Mailbox,
+    debug_log: io.StringIO,
+) -> None:
+    app_mailbox.tokens.token()
+    oauth2_provider.expire_tokens()
+
+    with app_mailbox.source() as source:
+        source.examine()
+
+    lines = debug_log.getvalue()
+    client = next(iter(oauth2_provider.state.clients.values()))
+    responses = [
+        base64.b64encode(f"user={oauth2_mail_user.name}\x01auth=Bearer {token}\x01\x01".encode())
+        for token in oauth2_provider.issued_tokens()
+    ]
+    assert "AUTHENTICATE" in lines
+    assert "Access token rejected" in lines
+    assert len(oauth2_provider.issued_tokens()) == 2
+    assert [token for token in oauth2_provider.issued_tokens() if token in lines] == []
+    assert [value for value in responses if value.decode() in lines] == []
+    assert client.secret not in lines
