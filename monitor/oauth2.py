@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from config.database import utcnow
-from config.logs import register_secret
 from config.settings import MailboxSettings, Settings
 from monitor.oauth2_endpoint import EndpointSettings, TokenEndpoint, TokenResponse
-from monitor.oauth2_flows import TokenFlow, flow_for_mailbox
+from monitor.oauth2_flows import ExpiringSecrets, TokenFlow, flow_for_mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +73,7 @@ class AccessTokenSource:
         self.endpoint = endpoint
         self._clock = clock
         self._token: AccessToken | None = None
+        self._redacted = ExpiringSecrets()
         self._lock = threading.Lock()
 
     @property
@@ -115,9 +115,10 @@ class AccessTokenSource:
         now = self._clock()
         fields = self.flow.request_fields(now)
         response = self.endpoint.request_token(fields)
-        register_secret(response.access_token)
+        token = _access_token(response, now)
+        self._redacted.register(token.value, token.expires_at, now)
         self.flow.accept(response)
-        self._token = _access_token(response, now)
+        self._token = token
         logger.info(
             "Access token obtained",
             extra={

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from config.i18n import _
-from config.logs import register_secret
+from config.logs import forget_secret, register_secret
 from config.secrets import read_secret, secret_path
 from config.settings import MailboxSettings, OAuth2Flow, OAuth2Settings, Settings
 from monitor.oauth2_endpoint import TokenResponse
@@ -59,6 +59,28 @@ class SecretFile:
         value = read_secret(self.settings, self.name, self.key)
         register_secret(value)
         return value
+
+
+class ExpiringSecrets:
+    """Values redacted from the logs until they expire, such as access tokens and assertions.
+
+    A daemon obtains a new token about every hour for each mailbox, so it forgets the expired
+    ones instead of checking every log line against all the tokens it ever used.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[datetime, str]] = []
+
+    def register(self, value: str, expires_at: datetime, now: datetime) -> None:
+        """Redact ``value`` until ``expires_at``, and stop redacting values expired at ``now``."""
+        unexpired: list[tuple[datetime, str]] = []
+        for entry in self._entries:
+            if entry[0] <= now:
+                forget_secret(entry[1])
+            else:
+                unexpired.append(entry)
+        register_secret(value)
+        self._entries = [*unexpired, (expires_at, value)]
 
 
 class TokenFlow(Protocol):
@@ -179,6 +201,7 @@ class ServiceAccountFlow:
     scope: str
     audience: str
     flow: OAuth2Flow = OAuth2Flow.SERVICE_ACCOUNT
+    _assertions: ExpiringSecrets = field(default_factory=ExpiringSecrets, init=False, repr=False)
 
     def request_fields(self, now: datetime) -> dict[str, str]:
         key = self.load_key()
@@ -194,7 +217,7 @@ class ServiceAccountFlow:
         headers = {"kid": key.key_id} if key.key_id else None
         assertion = jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
         # The assertion buys a token for as long as it is valid, so it is as secret as the key.
-        register_secret(assertion)
+        self._assertions.register(assertion, now + ASSERTION_LIFETIME, now)
         return {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
 
     def accept(self, response: TokenResponse) -> None:

@@ -161,6 +161,20 @@ def test_token_and_secret_redacted(
     assert line == "token=*** secret=***"
 
 
+def test_expired_token_no_longer_redacted(
+    oauth2_provider: IdentityProvider, settings: Settings
+) -> None:
+    clock = Clock()
+    source = source_with_clock(settings, clock)
+    expired = source.token()
+    clock.advance(121)
+
+    current = source.token()
+
+    assert redact(expired.value) == expired.value
+    assert redact(current.value) == "***"
+
+
 def test_registry_keeps_one_source_per_mailbox(settings: Settings) -> None:
     sources = TokenSources()
     mailbox = mailbox_of(settings)
