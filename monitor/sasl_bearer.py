@@ -16,7 +16,7 @@ from config.settings import SaslMechanism
 
 XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"
-# XOAUTH2 comes first because Microsoft 365 offers only XOAUTH2 and Gmail offers both.
+# XOAUTH2 comes first: it is the mechanism that Microsoft documents for Exchange Online IMAP.
 _AUTO_ORDER = (XOAUTH2, OAUTHBEARER)
 # The error statuses that mean the token itself is invalid or expired. XOAUTH2 servers send an
 # HTTP status, "401" for a bad token (Dovecot 2.3 does), and RFC 7628 3.2.2 names "invalid_token".
@@ -57,8 +57,8 @@ class BearerExchange:
         self.server_error: dict[str, Any] | None = None
         self._initial = _initial_response(mechanism, username, token, host, port)
         self._sent = False
-        # imaplib logs only the size of an AUTHENTICATE response, never its base64 text, so the
-        # token alone is registered for redaction; a test checks the IMAP wire trace for both.
+        # imaplib logs only the size of an AUTHENTICATE response, never its base64 text. So the
+        # token alone is registered for redaction, and a test checks the wire trace for both.
         register_secret(token)
 
     def __call__(self, challenge: bytes) -> bytes:
@@ -72,7 +72,7 @@ class BearerExchange:
     def may_be_expired(self) -> bool:
         """Whether the rejection may be an expired or revoked token, and not, say, a scope.
 
-        True when the server gave no reason, as Microsoft 365 does.
+        True when the server ended with a bare NO and gave no reason.
         """
         if not self.server_error:
             return True
