@@ -10,7 +10,7 @@ from config.database import Database, open_database
 from config.i18n import activate
 from config.settings import Settings, settings_from_mapping
 
-pytest_plugins = ["tests.dovecot", "tests.smtp_server"]
+pytest_plugins = ["tests.dovecot", "tests.smtp_server", "tests.oauth2_provider"]
 
 
 @pytest.fixture(autouse=True)
