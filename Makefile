@@ -22,9 +22,15 @@ test: $(STAMP)
 	@command -v dovecot >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/pytest
 
+# Benchmarks start Dovecot, so like the tests they need it and root.
+bench: $(STAMP)
+	@command -v dovecot >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }
+	$(BIN)/python benchmarks/ingest.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy config monitor reconcile acuse
 
 catalogs: $(STAMP)
 	$(BIN)/pybabel extract --project=acuse -F babel.cfg -o config/locale/acuse.pot .

@@ -2,6 +2,8 @@
 
 Every check prints one line. A failed check does not stop the others, so one run shows every
 problem; the command exits with 2 when a configuration check failed and 3 when a live one did.
+A mailbox that signs in with OAuth2 is checked in three steps, each on its own line: the token
+request, the login with the token, and the folder selection. A step that fails skips the next.
 """
 
 import os
@@ -18,8 +20,11 @@ from acuse.labels import format_count
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _
 from config.secrets import read_secret
-from config.settings import ProjectView, Settings
+from config.settings import MailboxAuth, ProjectView, Settings
 from monitor.imap_source import ImapSource
+from monitor.oauth2_flows import flow_for_mailbox
+from reconcile.alert_delivery import smtp_password
+from reconcile.smtp_transport import SmtpTransport
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
@@ -36,7 +41,16 @@ def _report(ok: bool, text: str) -> None:
     click.echo(f"{mark} {text}", err=not ok)
 
 
-def _run(tally: _Tally, live: bool, check: Callable[[], str]) -> None:
+def _run(
+    tally: _Tally,
+    live: bool,
+    check: Callable[[], str],
+    failure: Callable[[AcuseError], str] = str,
+) -> bool:
+    """Run ``check`` and print its line, or the line ``failure`` makes of its error.
+
+    Returns whether the check passed.
+    """
     try:
         _report(True, check())
     except AcuseError as exc:
@@ -44,7 +58,9 @@ def _run(tally: _Tally, live: bool, check: Callable[[], str]) -> None:
             tally.live_failures += 1
         else:
             tally.config_failures += 1
-        _report(False, str(exc))
+        _report(False, failure(exc))
+        return False
+    return True
 
 
 def password_key(project: ProjectView) -> str:
@@ -52,10 +68,15 @@ def password_key(project: ProjectView) -> str:
     return f"projects[{project.code}].mailbox.password_file"
 
 
-def mailbox_password(settings: Settings, project: ProjectView) -> str:
-    """Read the password of the project's mailbox from its secret file."""
+def mailbox_password(settings: Settings, project: ProjectView) -> str | None:
+    """Read the password of the project's mailbox from its secret file.
+
+    Returns None for a mailbox that signs in with OAuth2, which has no password.
+    """
     mailbox = project.settings.mailbox
     assert mailbox is not None
+    if mailbox.auth is MailboxAuth.OAUTH2 or mailbox.password_file is None:
+        return None
     return read_secret(settings, mailbox.password_file, password_key(project))
 
 
@@ -84,6 +105,11 @@ def _check_database(app: AppContext) -> str:
 
 
 def _check_mailbox_secret(settings: Settings, project: ProjectView) -> str:
+    mailbox = project.settings.mailbox
+    assert mailbox is not None
+    if mailbox.auth is MailboxAuth.OAUTH2:
+        flow_for_mailbox(settings, project.code, mailbox).read_secrets()
+        return _("{project}: the OAuth2 secret files are readable.").format(project=project.code)
     mailbox_password(settings, project)
     return _("{project}: the mailbox password file is readable.").format(project=project.code)
 
@@ -102,6 +128,81 @@ def _check_mailbox_live(settings: Settings, project: ProjectView) -> str:
         folder=mailbox.folder,
         count=format_count(state.exists),
     )
+
+
+def _check_smtp_secret(settings: Settings) -> str:
+    smtp_password(settings)
+    return _("The SMTP settings are valid and their password file, if any, is readable.")
+
+
+def _check_smtp_live(settings: Settings) -> str:
+    smtp = settings.smtp
+    assert smtp is not None
+    with SmtpTransport(smtp, smtp_password(settings)):
+        pass
+    return _("Connected to the SMTP server {host}:{port} and logged in, sending nothing.").format(
+        host=smtp.host, port=smtp.effective_port
+    )
+
+
+def _check_oauth2_live(tally: _Tally, settings: Settings, project: ProjectView) -> None:
+    """Obtain a token, sign in with it and examine the folder, one reported step at a time."""
+    try:
+        source = ImapSource.for_project(settings, project)
+    except AcuseError as exc:
+        tally.config_failures += 1
+        _report(False, str(exc))
+        return
+    tokens = source.token_source
+    assert tokens is not None
+    mailbox = source.mailbox
+    arguments = {
+        "project": project.code,
+        "username": mailbox.username,
+        "host": mailbox.host,
+        "port": mailbox.effective_port,
+        "folder": mailbox.folder,
+        "url": tokens.token_url,
+    }
+
+    def request_token() -> str:
+        token = tokens.renew()
+        minutes = int(token.lifetime.total_seconds() // 60)
+        return _(
+            "{project}: obtained an access token from {url}, valid for {minutes} minutes."
+        ).format(minutes=format_count(minutes), **arguments)
+
+    def token_failed(error: AcuseError) -> str:
+        return _("{project}: the token request failed: {error}").format(error=error, **arguments)
+
+    def log_in() -> str:
+        source.connect()
+        return _("{project}: signed in to {username} at {host}:{port} with {mechanism}.").format(
+            mechanism=source.login_mechanism, **arguments
+        )
+
+    def login_failed(error: AcuseError) -> str:
+        mechanism = source.login_mechanism or "OAuth2"
+        return _("{project}: the {mechanism} login failed: {error}").format(
+            mechanism=mechanism, error=error, **arguments
+        )
+
+    def select_folder() -> str:
+        state = source.examine()
+        return _("{project}: folder {folder} has {count} messages.").format(
+            count=format_count(state.exists), **arguments
+        )
+
+    def folder_failed(error: AcuseError) -> str:
+        return _("{project}: the folder selection failed: {error}").format(error=error, **arguments)
+
+    try:
+        if _run(tally, True, request_token, token_failed) and _run(
+            tally, True, log_in, login_failed
+        ):
+            _run(tally, True, select_folder, folder_failed)
+    finally:
+        source.close()
 
 
 def check_configuration(app: AppContext, live: bool) -> None:
@@ -126,8 +227,15 @@ def check_configuration(app: AppContext, live: bool) -> None:
             )
             continue
         _run(tally, False, partial(_check_mailbox_secret, settings, project))
-        if live:
+        if live and project.settings.mailbox.auth is MailboxAuth.OAUTH2:
+            _check_oauth2_live(tally, settings, project)
+        elif live:
             _run(tally, True, partial(_check_mailbox_live, settings, project))
+
+    if settings.smtp is not None:
+        _run(tally, False, partial(_check_smtp_secret, settings))
+        if live:
+            _run(tally, True, partial(_check_smtp_live, settings))
 
     if tally.config_failures:
         sys.exit(EXIT_USAGE)

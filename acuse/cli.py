@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
-from acuse import cli_daemon, cli_pipeline, cli_queries, cli_status, demo
+from acuse import cli_alerts, cli_daemon, cli_pipeline, cli_queries, cli_status, demo
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
@@ -144,6 +144,7 @@ def build_cli() -> click.Group:
     cli_pipeline.register(cli)
     cli_queries.register(cli)
     cli_status.register(cli)
+    cli_alerts.register(cli)
     cli_daemon.register(cli)
     demo.register(cli)
     return cli

@@ -174,7 +174,11 @@ def register(cli: click.Group) -> None:
     @cli.command(
         "check-config", help=_("Validate the configuration file and the secrets it names.")
     )
-    @click.option("--live", is_flag=True, help=_("Also log in to every mailbox, changing nothing."))
+    @click.option(
+        "--live",
+        is_flag=True,
+        help=_("Also log in to every mailbox and to the SMTP server, changing nothing."),
+    )
     @click.pass_obj
     def check_config_command(app: AppContext, live: bool) -> None:
         check_configuration(app, live)

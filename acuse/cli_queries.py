@@ -46,7 +46,7 @@ def iso_time(value: datetime | None, project: ProjectView) -> str | None:
 
 
 def send_columns() -> list[Column]:
-    """The columns of a send listing, with headings in the active locale."""
+    """Return the columns of a send listing, with headings in the active locale."""
     return [
         Column("project", _("Project")),
         Column("send_id", _("Send")),
@@ -65,7 +65,7 @@ def send_columns() -> list[Column]:
 
 
 def send_record(view: SendView, project: ProjectView) -> dict[str, Any]:
-    """The stable, English record of a send that JSON and CSV carry."""
+    """Build the stable, English record of a send that JSON and CSV carry."""
     return {
         "project": view.project,
         "send_id": view.send_id,
@@ -88,7 +88,7 @@ def send_record(view: SendView, project: ProjectView) -> dict[str, Any]:
 
 
 def send_table_columns(several_projects: bool) -> list[Column]:
-    """The narrower set of columns a terminal table shows; the reason names the certificate."""
+    """Return the columns a terminal table shows; its reason column names the certificate."""
     keys = [
         "send_id",
         "negocio",
@@ -107,7 +107,7 @@ def send_table_columns(several_projects: bool) -> list[Column]:
 
 
 def send_row(view: SendView, project: ProjectView) -> dict[str, Any]:
-    """The same send for people: translated state and reason, local dates."""
+    """Build the same record for people: translated state and reason, local dates."""
     return {
         **send_record(view, project),
         "sent_at": format_time(view.sent_at, project.timezone),
@@ -180,7 +180,7 @@ def _orphan_record(view: OrphanView, project: ProjectView) -> dict[str, Any]:
 
 
 def evidence_kind_label(kind: str) -> str:
-    """The kind of a piece of evidence in the active locale."""
+    """Translate the kind of a piece of evidence into the active locale."""
     labels = {
         "delivered": _("delivered"),
         "delivery_failed": _("delivery failed"),
@@ -274,14 +274,14 @@ def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_for
 
 
 def project_option() -> Callable[..., Any]:
-    """The ``--project`` option."""
+    """Build the ``--project`` option."""
     return click.option(
         "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
     )
 
 
 def as_of_option() -> Callable[..., Any]:
-    """The ``--as-of`` option."""
+    """Build the ``--as-of`` option."""
     return click.option(
         "--as-of",
         "as_of",
@@ -291,7 +291,7 @@ def as_of_option() -> Callable[..., Any]:
 
 
 def format_option(*choices: OutputFormat) -> Callable[..., Any]:
-    """The ``--format`` option, limited to ``choices`` when given."""
+    """Build the ``--format`` option, limited to ``choices`` when given."""
     allowed = choices or tuple(OutputFormat)
     return click.option(
         "--format",
@@ -335,7 +335,7 @@ def register(cli: click.Group) -> None:
     @_state_option()
     @_listing_options
     @click.pass_obj
-    def sends_command(app: AppContext, state_values: tuple[str, ...], **options: Any) -> None:
+    def sends_command(app: AppContext, /, state_values: tuple[str, ...], **options: Any) -> None:
         states = frozenset(SendState(value) for value in state_values) or None
         print_sends(app, QueryOptions(**options), states=states)
 
@@ -345,7 +345,9 @@ def register(cli: click.Group) -> None:
     @_state_option()
     @_listing_options
     @click.pass_obj
-    def unmatched_command(app: AppContext, state_values: tuple[str, ...], **options: Any) -> None:
+    def unmatched_command(
+        app: AppContext, /, state_values: tuple[str, ...], **options: Any
+    ) -> None:
         states = frozenset(SendState(value) for value in state_values) or None
         print_sends(
             app, QueryOptions(**options), states=states, exclude=frozenset({SendState.CERTIFIED})
@@ -354,7 +356,7 @@ def register(cli: click.Group) -> None:
     @cli.command("orphans", help=_("List evidence that matched no send after its deadline."))
     @_listing_options
     @click.pass_obj
-    def orphans_command(app: AppContext, **options: Any) -> None:
+    def orphans_command(app: AppContext, /, **options: Any) -> None:
         print_orphans(app, QueryOptions(**options))
 
     @cli.command("show", help=_("Show one send with its evidence and how it was matched."))

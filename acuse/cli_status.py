@@ -1,8 +1,10 @@
 """``acuse status``: per project and mailbox, poll health, messages stored and sends per state."""
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
+from sqlmodel import Session
 
 from acuse.cli_queries import QueryOptions, format_option, iso_time, project_option
 from acuse.context import AppContext
@@ -10,9 +12,10 @@ from acuse.labels import format_count, format_time, state_label
 from acuse.output import Column, OutputFormat, write_rows
 from config.database import utcnow
 from config.i18n import _
-from config.settings import ProjectView
+from config.settings import ProjectView, Settings
 from monitor.mailbox_health import load_health
 from monitor.models import MailboxHealth
+from reconcile.alert_queries import OutboxHealth, open_alert_count, outbox_health
 from reconcile.models import SendState
 from reconcile.queries import ProjectStatus, project_status
 
@@ -81,7 +84,7 @@ def _status_row(
 
 
 def _error_cell(health: MailboxHealth | None) -> str:
-    """The last error with its time, while the mailbox is failing; empty once it recovered."""
+    """The last error while the mailbox is failing; empty once it recovered."""
     if health is None or not health.consecutive_failures or health.last_error is None:
         return ""
     return health.last_error
@@ -98,6 +101,7 @@ def _status_columns() -> list[Column]:
         Column("evidence", _("Evidence")),
         Column("quarantined", _("Quarantined")),
         Column("orphans", _("Orphans")),
+        Column("open_alerts", _("Open alerts")),
         Column("last_message_at", _("Last message")),
         Column("last_reconcile_at", _("Last reconciliation")),
         *(Column(state.value, state_label(state)) for state in SendState),
@@ -110,17 +114,44 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
     records: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     with app.database.session() as session:
+        outbox = outbox_health(session)
         for project in app.projects(options.project_code):
             status = project_status(session, project, now)
             health = _health_for(project, load_health(session, project.code))
-            records.append(_status_record(status, project, health))
-            rows.append(_status_row(status, project, health))
+            alerts = _alert_fields(session, outbox, project)
+            records.append({**_status_record(status, project, health), **alerts})
+            row = _status_row(status, project, health)
+            rows.append({**row, "open_alerts": alerts["open_alerts"]})
 
     chosen = OutputFormat(options.output_format)
     columns = _status_columns()
     if chosen is OutputFormat.CSV:
         columns = [Column(key, key) for key in records[0]] if records else columns
     write_rows(records, columns, chosen, human_rows=rows)
+    if chosen is OutputFormat.TABLE and outbox.delivery_failing is not None:
+        click.echo(_delivery_failing_line(outbox, app.settings), err=True)
+
+
+def _alert_fields(session: Session, outbox: OutboxHealth, project: ProjectView) -> dict[str, Any]:
+    """Open alerts of the project, and the installation's alert delivery, for scripts."""
+    failing = outbox.delivery_failing
+    return {
+        "open_alerts": open_alert_count(session, project.code),
+        "alert_emails_waiting": outbox.waiting,
+        "alert_delivery_failing_since": iso_time(failing.opened_at, project) if failing else None,
+    }
+
+
+def _delivery_failing_line(outbox: OutboxHealth, settings: Settings) -> str:
+    zone = ZoneInfo(settings.defaults.timezone)
+    return _(
+        "Warning: alert_delivery_failing: the SMTP server has refused alert emails since "
+        "{since}; {count} emails wait in the outbox. Last error: {error}"
+    ).format(
+        since=format_time(outbox.failing_since, zone),
+        count=format_count(outbox.waiting),
+        error=outbox.last_error,
+    )
 
 
 def register(cli: click.Group) -> None:

@@ -40,6 +40,7 @@ CLICK_MESSAGES = (
     N_("directory"),
     N_("path"),
     N_("Aborted!"),
+    N_("required"),
 )
 
 

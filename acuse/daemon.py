@@ -55,6 +55,7 @@ MAX_SUPERVISOR_TICK = timedelta(seconds=10)
 STOP_GRACE = timedelta(seconds=20)
 ABORT_GRACE = timedelta(seconds=5)
 MIN_WORKERS = 16
+SIGNAL_CHECK_SECONDS = 0.5
 
 
 class Daemon:
@@ -190,7 +191,9 @@ class Daemon:
 
     def _serve_signals(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait()
+            # The kernel may deliver a signal to any thread, and Python runs the handler only
+            # when the main thread next executes bytecode; the timeout makes sure it does.
+            self._wake.wait(SIGNAL_CHECK_SECONDS)
             self._wake.clear()
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import click
-from reconcile.send_import import import_send_log
 
 from acuse.cli_pipeline import ingest_path, print_import_summary, print_reconcile_summary
 from acuse.cli_queries import QueryOptions, print_orphans, print_sends
@@ -19,6 +18,7 @@ from acuse.labels import current_locale
 from config.errors import ConfigError
 from config.i18n import _
 from reconcile.reconciliation import reconcile_project, subject_normalizer
+from reconcile.send_import import import_send_log
 
 DEMO_AS_OF = "2026-11-04T09:00:00-05:00"
 DEMO_PROJECT = "TDP2"
@@ -69,9 +69,10 @@ def run_demo(folder: Path, locale: str) -> None:
             )
         )
         click.echo()
+        assert as_of is not None
         print_import_summary(
             import_send_log(app.database, samples / "envios-paco.csv", project, as_of)
-        )  # type: ignore[arg-type]
+        )
         ingest_path(app, samples / "evidencias", project)
         print_reconcile_summary(
             reconcile_project(app.database, project, subject_normalizer(project), as_of=as_of)

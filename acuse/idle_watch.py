@@ -8,6 +8,7 @@ reconnects with exponential backoff. When the server lacks IDLE the watcher ends
 mailbox's regular poll job takes over.
 """
 
+import contextvars
 import enum
 import logging
 import threading
@@ -56,6 +57,8 @@ class IdleWatcher(threading.Thread):
         self.state = WatchState.STARTING
         self._renew = mailbox.idle_renew
         self._stop_event = threading.Event()
+        # A new thread starts with empty context variables; keep the creator's locale.
+        self._context = contextvars.copy_context()
         self._backoff = Backoff(min(project.poll_interval, MAX_RETRY_BASE), spec.max_backoff)
 
     @property
@@ -68,6 +71,9 @@ class IdleWatcher(threading.Thread):
         self._stop_event.set()
 
     def run(self) -> None:
+        self._context.run(self._watch)
+
+    def _watch(self) -> None:
         log.info("IDLE watcher started", extra=self.spec.log_fields())
         while not self._stopping():
             started = utcnow()

@@ -1,4 +1,4 @@
-"""What a person reads about a send: state names, reasons, dates and numbers in their locale.
+"""Text a person reads about a send: state names, reasons, dates and numbers in their locale.
 
 Scripts get the stable English codes instead (``certified``, ``missing``); see ``acuse.output``.
 """

@@ -10,6 +10,7 @@ run with RunningJobs (which aborts it at its time limit), and logs each error wi
 and mailbox. The clock is injected so that the rules can be tested without sleeping.
 """
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -285,6 +286,9 @@ class JobRunner:
         self._on_outcome = on_outcome
         self._backoffs: dict[str, Backoff] = {}
         self._lock = threading.Lock()
+        # Worker threads start with empty context variables; each run gets a copy of the
+        # creator's, so messages use the locale that the command line activated.
+        self._context = contextvars.copy_context()
 
     def backoff(self, spec: JobSpec) -> Backoff:
         """Return the backoff state of ``spec``'s job; a changed retry base starts a new one."""
@@ -302,6 +306,9 @@ class JobRunner:
 
     def run(self, spec: JobSpec) -> JobOutcome:
         """Run ``spec`` once unless it is backing off; log and return errors instead of raising."""
+        return self._context.copy().run(self._run, spec)
+
+    def _run(self, spec: JobSpec) -> JobOutcome:
         started = self._clock()
         backoff = self.backoff(spec)
         if not backoff.allows(started):

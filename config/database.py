@@ -2,8 +2,9 @@
 
 SQLite is tuned for a crash-safe single writer: WAL journal, ``synchronous=FULL``, a busy timeout,
 foreign keys on, and write transactions that take the write lock when they begin
-(``BEGIN IMMEDIATE``), so two writers never deadlock halfway through. PostgreSQL needs none of
-this. Alembic owns the schema: ``open_database`` upgrades it to the newest revision.
+(``BEGIN IMMEDIATE``). Two writers therefore never deadlock halfway through; the second waits up
+to the busy timeout. PostgreSQL needs none of this. Alembic owns the schema: ``open_database``
+upgrades it to the newest revision.
 """
 
 import logging
@@ -12,13 +13,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, inspect, text
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -28,9 +25,16 @@ from sqlmodel import Session
 from config.errors import DatabaseError
 from config.i18n import _
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The newest revision in migrations/versions; a test checks that the two agree.
+SCHEMA_REVISION = "0001"
+# _ALEMBIC_NOTE: alembic takes most of a second to import, and every command opens the database,
+# so it is imported only when a schema must change, which the revision check above decides.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _BEGIN_OPTION = "acuse_begin"
 
@@ -80,7 +84,7 @@ def enum_type(enum_class: type[StrEnum]) -> SQLEnum:
 
 
 def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
+    """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
 
 
@@ -118,12 +122,12 @@ class Database:
         return self.engine.dialect.name
 
     def session(self) -> Session:
-        """A session for queries; close it, or use it in a ``with`` block."""
+        """Open a session for queries; close it, or use it in a ``with`` block."""
         return Session(self.engine, expire_on_commit=False)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A session whose changes are committed when the block ends, or rolled back on error."""
+        """Open a session that commits when the block ends, or rolls back on error."""
         with Session(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -166,24 +170,34 @@ def create_database_engine(url: str) -> Engine:
         raise DatabaseError(message) from exc
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
-    """An Alembic configuration that migrates ``engine`` with acuse's revisions."""
+def alembic_config(engine: Engine) -> "AlembicConfig":
+    """Build the Alembic configuration that migrates ``engine`` with acuse's revisions."""
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - see _ALEMBIC_NOTE
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
     return config
 
 
-def schema_is_current(engine: Engine) -> bool:
-    """Return whether the database is at the newest schema revision."""
-    script = ScriptDirectory.from_config(alembic_config(engine))
+def current_revisions(engine: Engine) -> set[str]:
+    """Return the schema revisions recorded in the database; empty for a new database."""
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(script.get_heads())
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return {row[0] for row in rows}
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Return whether the database is at SCHEMA_REVISION, the newest schema."""
+    return current_revisions(engine) == {SCHEMA_REVISION}
 
 
 def upgrade_schema(engine: Engine) -> None:
     """Bring the database to the newest schema revision."""
+    from alembic import command  # noqa: PLC0415 - see _ALEMBIC_NOTE
+
     command.upgrade(alembic_config(engine), "head")
 
 

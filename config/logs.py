@@ -28,6 +28,12 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
 
 
+def forget_secret(value: str) -> None:
+    """Stop redacting ``value``, such as an access token that has expired."""
+    with _secrets_lock:
+        _secrets.discard(value)
+
+
 def redact(text: str) -> str:
     """Replace every registered secret in ``text`` with ``***``."""
     with _secrets_lock:

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 # Autogenerate compares the database with the models' tables.
 import monitor.models  # noqa: F401
+import reconcile.alert_models
 import reconcile.models  # noqa: F401
 
 config = context.config

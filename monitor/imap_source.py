@@ -9,6 +9,11 @@ The ingest pipeline owns the durable cursor ``(uidvalidity, last_uid)``. The con
    pipeline archives a batch, then records it and moves the cursor to the batch's last UID in
    one transaction, so a crash repeats at most one batch and never skips one.
 
+The login step uses the mailbox's ``auth``: LOGIN with the password, or an OAuth2 access token
+over SASL XOAUTH2 or OAUTHBEARER. A cached token that the server rejects as invalid is replaced
+by a fresh one and the login is tried once more, because the token may have expired or been
+revoked before the time the token endpoint gave.
+
 The folder is opened with EXAMINE and bodies are fetched with ``BODY.PEEK[]``, so acuse sets no
 flag, expunges nothing and moves nothing. The connection stays open between calls, so a later
 IDLE mode can reuse it. After a timeout or a dropped connection, ``connect()`` opens a new one.
@@ -30,10 +35,12 @@ from typing import Any, Self, TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, LoginError
 
-from config.errors import ConfigError
+from config.errors import AcuseError, ConfigError
 from config.i18n import _
 from config.logs import register_secret
-from config.settings import MailboxSettings, ProjectView, Security, Settings
+from config.settings import MailboxAuth, MailboxSettings, ProjectView, Security, Settings
+from monitor.oauth2 import AccessTokenSource, token_sources
+from monitor.sasl_bearer import BearerExchange, choose_mechanism, offered_mechanisms
 from monitor.source_errors import (
     FolderNotFound,
     LoginFailed,
@@ -82,11 +89,19 @@ class ImapSource:
         self,
         project: str,
         mailbox: MailboxSettings,
-        password: str,
+        password: str | None,
         *,
         timeout: timedelta,
         fetch_batch: int,
+        tokens: AccessTokenSource | None = None,
     ) -> None:
+        """Read ``mailbox`` with ``password``, or with ``tokens`` when it signs in with OAuth2."""
+        if mailbox.auth is MailboxAuth.PASSWORD and password is None:
+            message = "a mailbox with auth = password needs the password"
+            raise ValueError(message)
+        if mailbox.auth is MailboxAuth.OAUTH2 and tokens is None:
+            message = "a mailbox with auth = oauth2 needs a token source"
+            raise ValueError(message)
         if timeout <= timedelta(0):
             message = f"IMAP timeout must be positive, not {timeout}"
             raise ValueError(message)
@@ -97,17 +112,23 @@ class ImapSource:
         self.project = project
         self.mailbox = mailbox
         self._password = password
+        self._tokens = tokens
         self._timeout = timeout.total_seconds()
         self._fetch_batch = fetch_batch
         self._client: IMAPClient | None = None
         self._folder_state: FolderState | None = None
-        register_secret(password)
+        self._login_mechanism: str | None = None
+        if password is not None:
+            register_secret(password)
 
     @classmethod
-    def for_project(cls, settings: Settings, project: ProjectView, password: str) -> Self:
+    def for_project(
+        cls, settings: Settings, project: ProjectView, password: str | None = None
+    ) -> Self:
         """Build the source of ``project`` with its timeout, the batch size and a resolved CA file.
 
-        Raises ConfigError when the project has no mailbox.
+        A mailbox that signs in with OAuth2 gets the process's token source for it, and needs no
+        password. Raises ConfigError when the project has no mailbox.
         """
         mailbox = project.settings.mailbox
         if mailbox is None:
@@ -116,6 +137,11 @@ class ImapSource:
                 "evidence over IMAP."
             ).format(code=project.code)
             raise ConfigError(message, key="projects.mailbox")
+        tokens = None
+        if mailbox.auth is MailboxAuth.OAUTH2:
+            tokens = token_sources.for_mailbox(
+                settings, project.code, mailbox, project.imap_timeout
+            )
         if mailbox.ca_file is not None:
             ca_file = settings.resolve_path(mailbox.ca_file)
             mailbox = mailbox.model_copy(update={"ca_file": ca_file})
@@ -126,12 +152,23 @@ class ImapSource:
             password,
             timeout=project.imap_timeout,
             fetch_batch=settings.defaults.fetch_batch,
+            tokens=tokens,
         )
 
     @property
     def connected(self) -> bool:
         """Whether a logged-in connection is open."""
         return self._client is not None
+
+    @property
+    def token_source(self) -> AccessTokenSource | None:
+        """Where the access tokens come from, or None when the mailbox uses a password."""
+        return self._tokens
+
+    @property
+    def login_mechanism(self) -> str | None:
+        """How the last login signed in (``LOGIN``, ``XOAUTH2``, ``OAUTHBEARER``), once chosen."""
+        return self._login_mechanism
 
     @property
     def folder_state(self) -> FolderState | None:
@@ -163,12 +200,12 @@ class ImapSource:
             if self.mailbox.security is Security.STARTTLS:
                 context = self._ssl_context()
                 self._command("STARTTLS", lambda client: client.starttls(context))
-            username = self.mailbox.username
-            self._command("LOGIN", lambda client: client.login(username, self._password))
-        except MailboxError:
+            self._log_in()
+        except AcuseError:
+            # A MailboxError, or no access token: the connection is of no use either way.
             self._drop_connection()
             raise
-        logger.debug("Logged in", extra=self._log_fields())
+        logger.debug("Logged in", extra={**self._log_fields(), "mechanism": self._login_mechanism})
 
     def close(self) -> None:
         """Log out and close the connection. When the logout fails, only the socket is closed."""
@@ -292,6 +329,70 @@ class ImapSource:
                 detail = _("the server ended the connection during IDLE")
                 raise self._error(MailboxUnreachable, "IDLE", detail)
 
+    def _log_in(self) -> None:
+        if self._tokens is None:
+            username, password = self.mailbox.username, self._password
+            self._login_mechanism = "LOGIN"
+            self._command("LOGIN", lambda client: client.login(username, password))
+            return
+        self._log_in_with_token(self._tokens)
+
+    def _log_in_with_token(self, tokens: AccessTokenSource) -> None:
+        """Sign in with an access token, and once more with a fresh one when a cached one fails.
+
+        Raises LoginFailed when the server offers no bearer-token mechanism or rejects the
+        token, and what ``tokens`` raises when no token can be obtained.
+        """
+        mechanism = self._bearer_mechanism()
+        cached = tokens.cached_token()
+        token = cached or tokens.token()
+        exchange = self._bearer_exchange(mechanism, token.value)
+        try:
+            self._authenticate(exchange)
+            return
+        except LoginFailed:
+            if cached is None or not exchange.may_be_expired:
+                raise
+
+        logger.info(
+            "Access token rejected, signing in again with a new one",
+            extra={
+                **self._log_fields(),
+                "mechanism": mechanism,
+                "error": exchange.describe_error(),
+            },
+        )
+        tokens.discard(token)
+        self._authenticate(self._bearer_exchange(mechanism, tokens.renew().value))
+
+    def _bearer_mechanism(self) -> str:
+        assert self.mailbox.oauth2 is not None
+        capabilities = self._command("CAPABILITY", lambda client: client.capabilities())
+        offered = offered_mechanisms(capabilities)
+        mechanism = choose_mechanism(self.mailbox.oauth2.mechanism, offered)
+        if mechanism is None:
+            detail = " ".join(sorted(offered)) or "-"
+            raise self._error(LoginFailed, "CAPABILITY", detail)
+        self._login_mechanism = mechanism
+        return mechanism
+
+    def _bearer_exchange(self, mechanism: str, token: str) -> BearerExchange:
+        mailbox = self.mailbox
+        return BearerExchange(
+            mechanism, mailbox.username, token, mailbox.host, mailbox.effective_port
+        )
+
+    def _authenticate(self, exchange: BearerExchange) -> None:
+        command = f"AUTHENTICATE {exchange.mechanism}"
+        try:
+            self._command(command, lambda client: client.sasl_login(exchange.mechanism, exchange))
+        except LoginFailed as exc:
+            server_error = exchange.describe_error()
+            if not server_error:
+                raise
+            detail = f"{_detail(exc.__cause__ or str(exc))} ({server_error})"
+            raise self._error(LoginFailed, command, detail) from exc.__cause__
+
     def _uids_after(self, after_uid: int) -> list[int]:
         criteria = ["UID", f"{after_uid + 1}:*"]
         found = self._command("SEARCH", lambda client: client.search(criteria))
@@ -391,7 +492,7 @@ class ImapSource:
         self, kind: type[MailboxError], command: str, cause: BaseException | str
     ) -> MailboxError:
         """Build a ``kind`` error whose message names the mailbox, the cause and the fix."""
-        template = _message_template(kind, cause)
+        template = _message_template(kind, command, cause)
         message = template.format(
             project=self.project,
             host=self.mailbox.host,
@@ -401,6 +502,7 @@ class ImapSource:
             command=command,
             seconds=f"{self._timeout:g}",
             detail=_detail(cause),
+            token_url="" if self._tokens is None else self._tokens.token_url,
         )
         return kind(
             message,
@@ -454,12 +556,11 @@ def _error_kind(command: str, exc: BaseException) -> type[MailboxError]:
     """Return the MailboxError subclass for a library error raised by ``command``."""
     if isinstance(exc, LoginError):
         # RFC 5530 UNAVAILABLE: a subsystem such as the user database is down, so the
-        # credentials may well be right.
-        # imapclient also reports a connection lost during LOGIN as a LoginError.
+        # credentials may well be right. imapclient also reports a connection lost during
+        # LOGIN as a LoginError, with imaplib's "socket error" text.
         text = str(exc)
-        return (
-            MailboxUnreachable if "[UNAVAILABLE]" in text or "socket error" in text else LoginFailed
-        )
+        unreachable = "[UNAVAILABLE]" in text or "socket error" in text
+        return MailboxUnreachable if unreachable else LoginFailed
     if isinstance(exc, CapabilityError) and command == "STARTTLS":
         return TlsFailed
     # TimeoutError and ssl.SSLError are OSErrors, so they come first.
@@ -469,10 +570,25 @@ def _error_kind(command: str, exc: BaseException) -> type[MailboxError]:
     return MailboxCommandFailed
 
 
-def _message_template(kind: type[MailboxError], cause: BaseException | str) -> str:
+def _message_template(kind: type[MailboxError], command: str, cause: BaseException | str) -> str:
     """Return the translated message for an error of ``kind``, with named placeholders."""
     if kind is TlsFailed:
         return _tls_message_template(cause)
+    if kind is LoginFailed and command == "CAPABILITY":
+        return _(
+            "The mailbox of project {project} at {host}:{port} offers no OAuth2 sign-in that "
+            "oauth2.mechanism allows (it offers: {detail}). Check mailbox.host and "
+            'oauth2.mechanism, or set auth = "password".'
+        )
+    if kind is LoginFailed and command.startswith("AUTHENTICATE"):
+        return _(
+            "The mailbox of project {project} at {host}:{port} rejected the {command} login of "
+            "{username} with an access token from {token_url}: {detail}. Check that "
+            "mailbox.username is the mailbox the app may read and that the app has IMAP access "
+            "to it: on Microsoft 365 the IMAP.AccessAsApp permission and a mailbox permission "
+            "for its service principal, on Google Workspace domain-wide delegation for "
+            "https://mail.google.com/."
+        )
     templates = {
         MailboxTimeout: _(
             "The mailbox of project {project} at {host}:{port} did not reply to {command} within "

@@ -7,9 +7,9 @@ For every batch a source yields, in this order:
    database transaction, so a slow PDF never holds the write lock);
 3. ``record``: one transaction inserts the ledger rows and their evidence and moves the IMAP cursor.
 
-A crash between any two steps loses nothing: the cursor only moves in the transaction that records
-the messages, so the next run fetches them again, the archive store is idempotent, and the
-unique key on (project, sha256) turns a message already recorded into a no-op.
+A crash between any two steps loses nothing. The cursor only moves in the transaction that
+records the messages, so the next run fetches them again. Storing in the archive again is a
+no-op, and so is recording a message again, because of the unique key on (project, sha256).
 """
 
 import logging
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, tuple_
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
@@ -46,7 +46,7 @@ class IncomingMessage:
 
 @dataclass(frozen=True)
 class CursorMove:
-    """Where an IMAP folder's cursor stands once a batch is recorded."""
+    """The position of an IMAP folder's cursor once a batch is recorded."""
 
     folder: str
     uidvalidity: int
@@ -55,7 +55,7 @@ class CursorMove:
 
 @dataclass
 class IngestCounts:
-    """What ingesting some messages did."""
+    """Counts of what ingesting some messages stored, skipped and classified."""
 
     seen: int = 0
     stored: int = 0
@@ -151,9 +151,9 @@ class Ingestor:
     def _known_hashes(self, hashes: set[str], session: Session | None = None) -> set[str]:
         if not hashes:
             return set()
-        query = select(StoredMessage.sha256).where(
-            StoredMessage.project == self.project.code,
-            StoredMessage.sha256.in_(hashes),  # type: ignore[attr-defined]
+        query = select(col(StoredMessage.sha256)).where(
+            col(StoredMessage.project) == self.project.code,
+            col(StoredMessage.sha256).in_(hashes),
         )
         if session is not None:
             return set(session.execute(query).scalars())
@@ -213,9 +213,12 @@ class Ingestor:
 
     def _place_taken(self, session: Session, message: IncomingMessage) -> bool:
         place = (message.location, message.uidvalidity, message.uid)
-        query = select(StoredMessage.id).where(
-            StoredMessage.project == self.project.code,
-            tuple_(StoredMessage.location, StoredMessage.uidvalidity, StoredMessage.uid) == place,
+        query = select(col(StoredMessage.id)).where(
+            col(StoredMessage.project) == self.project.code,
+            tuple_(
+                col(StoredMessage.location), col(StoredMessage.uidvalidity), col(StoredMessage.uid)
+            )
+            == place,
         )
         return session.execute(query).first() is not None
 
@@ -307,10 +310,10 @@ def record_evidence(
 
 
 def _certificate_known(session: Session, project: ProjectView, certificate_id: str) -> bool:
-    query = select(Evidence.id).where(
-        Evidence.project == project.code,
-        Evidence.provider == project.settings.provider,
-        Evidence.certificate_id == certificate_id,
+    query = select(col(Evidence.id)).where(
+        col(Evidence.project) == project.code,
+        col(Evidence.provider) == project.settings.provider,
+        col(Evidence.certificate_id) == certificate_id,
     )
     return session.execute(query).first() is not None
 

@@ -5,12 +5,12 @@ reconciliation stores, so a query never shows a send as pending after its deadli
 pass has run since.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from config.settings import ProjectView
 from monitor.models import Evidence, EvidenceKind, MailboxCursor, MessageClass, StoredMessage
@@ -46,19 +46,20 @@ class SendView:
 
 
 def _send_query(project: ProjectView, as_of: datetime):  # type: ignore[no-untyped-def]
-    state = state_expression(as_of, project.missing_after).label("state")
+    # The label must differ from send.state: SQLite resolves a name in WHERE to the column.
+    judged = state_expression(as_of, project.missing_after).label("judged_state")
     return (
         select(
             Send,
-            state,
-            Evidence.certificate_id,
-            Evidence.delivered_at,
-            Evidence.smtp_code,
-            Evidence.smtp_detail,
-            Evidence.reason,
+            judged,
+            col(Evidence.certificate_id),
+            col(Evidence.delivered_at),
+            col(Evidence.smtp_code),
+            col(Evidence.smtp_detail),
+            col(Evidence.reason),
         )
-        .outerjoin(Evidence, Evidence.id == Send.evidence_id)
-        .where(Send.project == project.code, Send.sent_at <= as_of)
+        .outerjoin(Evidence, col(Evidence.id) == col(Send.evidence_id))
+        .where(col(Send.project) == project.code, col(Send.sent_at) <= as_of)
     )
 
 
@@ -68,15 +69,20 @@ def list_sends(
     as_of: datetime,
     states: frozenset[SendState] | None = None,
     exclude_states: frozenset[SendState] | None = None,
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> Iterator[SendView]:
-    """Yield the project's sends logged up to ``as_of``, oldest first, with their state then."""
-    query = _send_query(project, as_of)
-    state = query.selected_columns.state
+    """Yield the project's sends logged up to ``as_of``, oldest first, with their state then.
+
+    ``where`` adds conditions on the ``send`` table, such as a time range.
+    """
+    query = _send_query(project, as_of).where(*where)
+    judged = state_expression(as_of, project.missing_after)
     if states:
-        query = query.where(state.in_([s.value for s in states]))
+        query = query.where(judged.in_([s.value for s in states]))
     if exclude_states:
-        query = query.where(state.not_in([s.value for s in exclude_states]))
-    query = query.order_by(Send.sent_at, Send.id).execution_options(yield_per=1000)
+        query = query.where(judged.not_in([s.value for s in exclude_states]))
+    query = query.order_by(col(Send.sent_at), col(Send.id)).execution_options(yield_per=1000)
 
     for row in session.execute(query):
         yield _send_view(row, project)
@@ -86,13 +92,15 @@ def get_send(
     session: Session, project: ProjectView, send_id: int, as_of: datetime
 ) -> SendView | None:
     """Return one send of the project, or None when the project has no send with that id."""
-    row = session.execute(_send_query(project, as_of).where(Send.id == send_id)).first()
+    row = session.execute(_send_query(project, as_of).where(col(Send.id) == send_id)).first()
     return _send_view(row, project) if row is not None else None
 
 
 def find_send_project(session: Session, send_id: int) -> str | None:
     """Return the code of the project that owns send ``send_id``."""
-    return session.execute(select(Send.project).where(Send.id == send_id)).scalar_one_or_none()
+    return session.execute(
+        select(col(Send.project)).where(col(Send.id) == send_id)
+    ).scalar_one_or_none()
 
 
 def _send_view(row, project: ProjectView) -> SendView:  # type: ignore[no-untyped-def]
@@ -109,7 +117,7 @@ def _send_view(row, project: ProjectView) -> SendView:  # type: ignore[no-untype
         subject=send.subject,
         sent_at=send.sent_at,
         lleida_copied=send.lleida_copied,
-        state=SendState(row.state),
+        state=SendState(row.judged_state),
         deadline=send.sent_at + project.missing_after,
         match_rule=send.match_rule,
         candidates=send.candidates,
@@ -138,8 +146,8 @@ class OrphanView:
 
 
 def _unclaimed() -> ColumnElement[bool]:
-    linked = exists().where(Send.evidence_id == Evidence.id)
-    candidate = exists().where(MatchCandidate.evidence_id == Evidence.id)
+    linked = exists().where(col(Send.evidence_id) == col(Evidence.id))
+    candidate = exists().where(col(MatchCandidate.evidence_id) == col(Evidence.id))
     return and_(~linked, ~candidate)
 
 
@@ -148,10 +156,10 @@ def list_orphans(session: Session, project: ProjectView, as_of: datetime) -> Ite
     time = evidence_time().label("time")
     query = (
         select(Evidence, time)
-        .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
-        .where(Evidence.project == project.code, _unclaimed())
+        .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
+        .where(col(Evidence.project) == project.code, _unclaimed())
         .where(evidence_time() <= as_of - project.orphan_after)
-        .order_by(time, Evidence.id)
+        .order_by(time, col(Evidence.id))
     )
     for evidence, evidence_at in session.execute(query):
         yield OrphanView(
@@ -171,8 +179,8 @@ def get_evidence(session: Session, evidence_id: int) -> tuple[Evidence, StoredMe
     """Return a piece of evidence with the message it came in."""
     row = session.execute(
         select(Evidence, StoredMessage)
-        .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
-        .where(Evidence.id == evidence_id)
+        .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
+        .where(col(Evidence.id) == evidence_id)
     ).first()
     return (row[0], row[1]) if row is not None else None
 
@@ -197,9 +205,9 @@ def project_status(session: Session, project: ProjectView, as_of: datetime) -> P
     """Collect the figures ``acuse status`` shows for one project."""
     classes = dict(
         session.execute(
-            select(StoredMessage.classification, func.count())
-            .where(StoredMessage.project == project.code)
-            .group_by(StoredMessage.classification)
+            select(col(StoredMessage.classification), func.count())
+            .where(col(StoredMessage.project) == project.code)
+            .group_by(col(StoredMessage.classification))
         ).all()
     )
     state = state_expression(as_of, project.missing_after)
@@ -207,28 +215,32 @@ def project_status(session: Session, project: ProjectView, as_of: datetime) -> P
         SendState(value): total
         for value, total in session.execute(
             select(state, func.count())
-            .where(Send.project == project.code, Send.sent_at <= as_of)
+            .where(col(Send.project) == project.code, col(Send.sent_at) <= as_of)
             .group_by(state)
         ).all()
     }
     evidence_count = session.execute(
-        select(func.count()).select_from(Evidence).where(Evidence.project == project.code)
+        select(func.count()).select_from(Evidence).where(col(Evidence.project) == project.code)
     ).scalar_one()
     orphans = session.execute(
         select(func.count())
         .select_from(Evidence)
-        .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
+        .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
         .where(
-            Evidence.project == project.code,
+            col(Evidence.project) == project.code,
             _unclaimed(),
             evidence_time() <= as_of - project.orphan_after,
         )
     ).scalar_one()
     last_message_at = session.execute(
-        select(func.max(StoredMessage.stored_at)).where(StoredMessage.project == project.code)
+        select(func.max(col(StoredMessage.stored_at))).where(
+            col(StoredMessage.project) == project.code
+        )
     ).scalar_one()
     cursors = list(
-        session.scalars(select(MailboxCursor).where(MailboxCursor.project == project.code)).all()
+        session.scalars(
+            select(MailboxCursor).where(col(MailboxCursor.project) == project.code)
+        ).all()
     )
     return ProjectStatus(
         project=project.code,

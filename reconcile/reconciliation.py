@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
@@ -72,11 +73,14 @@ def reference_extractor(pattern: str | None) -> Callable[[str], str | None] | No
 def evidence_time() -> ColumnElement[datetime]:
     """When the provider saw the send: the certificate's send time, else the best time known."""
     return func.coalesce(
-        Evidence.sent_at, Evidence.delivered_at, StoredMessage.header_date, Evidence.received_at
+        col(Evidence.sent_at),
+        col(Evidence.delivered_at),
+        col(StoredMessage.header_date),
+        col(Evidence.received_at),
     )
 
 
-def _recipient_order(database: Database, column: ColumnElement[str]) -> ColumnElement[str]:
+def _recipient_order(database: Database, column: Any) -> Any:
     # Streams are merged in Python, so the database must sort by code point as Python does.
     if database.dialect == "postgresql":
         return column.collate("C")
@@ -85,9 +89,15 @@ def _recipient_order(database: Database, column: ColumnElement[str]) -> ColumnEl
 
 def _open_sends(session: Session, database: Database, project: str) -> Iterator[SendItem]:
     query = (
-        select(Send.id, Send.recipient, Send.subject, Send.sent_at, Send.message_id)
-        .where(Send.project == project, Send.evidence_id.is_(None))  # type: ignore[union-attr]
-        .order_by(_recipient_order(database, Send.recipient), Send.sent_at, Send.id)
+        select(
+            col(Send.id),
+            col(Send.recipient),
+            col(Send.subject),
+            col(Send.sent_at),
+            col(Send.message_id),
+        )
+        .where(col(Send.project) == project, col(Send.evidence_id).is_(None))
+        .order_by(_recipient_order(database, col(Send.recipient)), col(Send.sent_at), col(Send.id))
         .execution_options(yield_per=_FLUSH_EVERY)
     )
     for row in session.execute(query):
@@ -95,18 +105,18 @@ def _open_sends(session: Session, database: Database, project: str) -> Iterator[
 
 
 def _unlinked_evidence_query(project: str):  # type: ignore[no-untyped-def]
-    linked = exists().where(Send.evidence_id == Evidence.id)
+    linked = exists().where(col(Send.evidence_id) == col(Evidence.id))
     return (
         select(
-            Evidence.id,
-            Evidence.recipient,
-            Evidence.subject,
+            col(Evidence.id),
+            col(Evidence.recipient),
+            col(Evidence.subject),
             evidence_time().label("time"),
-            Evidence.kind,
-            Evidence.original_message_id,
+            col(Evidence.kind),
+            col(Evidence.original_message_id),
         )
-        .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
-        .where(Evidence.project == project, ~linked)
+        .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
+        .where(col(Evidence.project) == project, ~linked)
     )
 
 
@@ -124,8 +134,8 @@ def _evidence_item(row) -> EvidenceItem:  # type: ignore[no-untyped-def]
 def _open_evidence(session: Session, database: Database, project: str) -> Iterator[EvidenceItem]:
     query = (
         _unlinked_evidence_query(project)
-        .where(Evidence.recipient.is_not(None))  # type: ignore[union-attr]
-        .order_by(_recipient_order(database, Evidence.recipient), "time", Evidence.id)  # type: ignore[arg-type]
+        .where(col(Evidence.recipient).is_not(None))
+        .order_by(_recipient_order(database, col(Evidence.recipient)), "time", col(Evidence.id))
         .execution_options(yield_per=_FLUSH_EVERY)
     )
     for row in session.execute(query):
@@ -177,7 +187,7 @@ class _LinkWriter:
         for send_id, candidate_ids in self.ambiguous:
             self.session.execute(
                 update(Send)
-                .where(Send.id == send_id)
+                .where(col(Send.id) == send_id)
                 .values(candidates=",".join(map(str, candidate_ids)))
             )
             self.session.add_all(
@@ -190,11 +200,17 @@ class _LinkWriter:
 
 def _clear_open_candidates(session: Session, project: str) -> None:
     """Forget earlier ambiguity so that it is judged again with today's evidence."""
-    open_send_ids = select(Send.id).where(Send.project == project, Send.evidence_id.is_(None))  # type: ignore[union-attr]
-    session.execute(delete(MatchCandidate).where(MatchCandidate.send_id.in_(open_send_ids)))  # type: ignore[attr-defined]
+    open_send_ids = select(col(Send.id)).where(
+        col(Send.project) == project, col(Send.evidence_id).is_(None)
+    )
+    session.execute(delete(MatchCandidate).where(col(MatchCandidate.send_id).in_(open_send_ids)))
     session.execute(
         update(Send)
-        .where(Send.project == project, Send.evidence_id.is_(None), Send.candidates.is_not(None))  # type: ignore[union-attr]
+        .where(
+            col(Send.project) == project,
+            col(Send.evidence_id).is_(None),
+            col(Send.candidates).is_not(None),
+        )
         .values(candidates=None)
     )
 
@@ -205,16 +221,22 @@ def _match_recipientless(
     """Link notices that name no recipient to every recipient of the email they concern."""
     result = MatchResult()
     notices = session.execute(
-        _unlinked_evidence_query(project.code).where(Evidence.recipient.is_(None))  # type: ignore[union-attr]
+        _unlinked_evidence_query(project.code).where(col(Evidence.recipient).is_(None))
     ).all()
     for row in notices:
         notice = _evidence_item(row)
         sends = session.execute(
-            select(Send.id, Send.recipient, Send.subject, Send.sent_at, Send.message_id).where(
-                Send.project == project.code,
-                Send.evidence_id.is_(None),  # type: ignore[union-attr]
-                Send.sent_at >= notice.time - window.after,
-                Send.sent_at <= notice.time + window.before,
+            select(
+                col(Send.id),
+                col(Send.recipient),
+                col(Send.subject),
+                col(Send.sent_at),
+                col(Send.message_id),
+            ).where(
+                col(Send.project) == project.code,
+                col(Send.evidence_id).is_(None),
+                col(Send.sent_at) >= notice.time - window.after,
+                col(Send.sent_at) <= notice.time + window.before,
             )
         ).all()
         items = [SendItem(r.id, r.recipient, r.subject, r.sent_at, r.message_id) for r in sends]
@@ -231,17 +253,19 @@ def update_states(session: Session, project: ProjectView, as_of: datetime, now: 
     new_state = state_expression(as_of, project.missing_after)
     changed = session.execute(
         update(Send)
-        .where(Send.project == project.code, Send.state != new_state)
+        .where(col(Send.project) == project.code, col(Send.state) != new_state)
         .values(state=new_state, state_changed_at=now)
         .execution_options(synchronize_session=False)
     )
-    return changed.rowcount or 0
+    return int(getattr(changed, "rowcount", 0) or 0)
 
 
 def count_states(session: Session, project: str) -> dict[SendState, int]:
     """Number of sends per stored state in ``project``."""
     rows = session.execute(
-        select(Send.state, func.count()).where(Send.project == project).group_by(Send.state)
+        select(col(Send.state), func.count())
+        .where(col(Send.project) == project)
+        .group_by(col(Send.state))
     ).all()
     return {SendState(state): count for state, count in rows}
 

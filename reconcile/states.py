@@ -1,7 +1,7 @@
 """The state of one send and recipient, judged from its match and its deadline.
 
 Evidence decides first: a matched certificate makes the send certified, delivery_failed or
-rejected, whatever the send log says about the copy to the provider. Without evidence, an
+rejected, whatever the send log records about the copy to the provider. Without evidence, an
 ambiguous match stays ambiguous for review, a send that the log says went out without the
 provider in copy is not_copied at once, and any other send is pending until its deadline passes
 and missing after.
@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, false, literal, select
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from monitor.models import Evidence, EvidenceKind
 from reconcile.models import Send, SendState
@@ -31,11 +32,14 @@ PROBLEM_STATES = frozenset(
 
 
 def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement[str]:
-    """An SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
+    """Build the SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
     # An alias keeps the subquery correlated to send only, even in queries that join evidence.
     linked = aliased(Evidence)
     evidence_kind = (
-        select(linked.kind).where(linked.id == Send.evidence_id).correlate(Send).scalar_subquery()
+        select(col(linked.kind))
+        .where(col(linked.id) == col(Send.evidence_id))
+        .correlate(Send)
+        .scalar_subquery()
     )
     deadline_cutoff = as_of - missing_after
     return case(
@@ -45,9 +49,9 @@ def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement
             literal(SendState.DELIVERY_FAILED.value),
         ),
         (evidence_kind == EvidenceKind.REJECTED.value, literal(SendState.REJECTED.value)),
-        (Send.candidates.is_not(None), literal(SendState.AMBIGUOUS.value)),  # type: ignore[union-attr]
-        (Send.lleida_copied == false(), literal(SendState.NOT_COPIED.value)),
-        (Send.sent_at > deadline_cutoff, literal(SendState.PENDING.value)),
+        (col(Send.candidates).is_not(None), literal(SendState.AMBIGUOUS.value)),
+        (col(Send.lleida_copied) == false(), literal(SendState.NOT_COPIED.value)),
+        (col(Send.sent_at) > deadline_cutoff, literal(SendState.PENDING.value)),
         else_=literal(SendState.MISSING.value),
     )
 

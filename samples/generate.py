@@ -1,4 +1,4 @@
-"""Write the demo samples: a PACO send log and the evidence mailbox that answers it.
+"""Write the demo samples: a PACO send log and the evidence mailbox that belongs to it.
 
 Run from the repository root with ``.venv/bin/python samples/generate.py``. Every person, address,
 number and certificate is invented. The sends cover every state acuse knows when judged at
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.evidence_factory import (  # noqa: E402
+from tests.evidence_factory import (
     CertificateFields,
     Language,
     Outcome,
@@ -83,19 +83,136 @@ def certificate(row: Row, recipient: str, number: int, **changes: object) -> Cer
 
 
 ROWS = [
-    Row("Estado de cuenta", "1042", "Torre A - 1203", "Asunción Peñaloza", "asuncion.penaloza@correo.example", "Sí", local(3, 10, 0), subject_for("1042")),
-    Row("Estado de cuenta", "1043", "Torre A - 1301", "Mateo y Lucía Quiñones", "mateo.quinones@correo.example; lucia.quinones@correo.example", "Sí", local(3, 10, 5), subject_for("1043")),
-    Row("Carta de recaudo + estado de cuenta", "1051", "Torre B - 402", "Hernán Zuluaga", "hernan.zuluaga@correo-inexistente.example", "Sí", local(3, 10, 20), subject_for("1051", "Carta de recaudo")),
-    Row("Carta de recaudo + estado de cuenta", "1060", "Torre B - 505", "Beatriz Ocampo", "beatriz.ocampo@correo.example", "Sí", local(3, 11, 0), subject_for("1060", "Carta de recaudo")),
-    Row("Estado de cuenta", "1064", "Torre B - 701", "Jordi Puigdomènech", "jordi.puig@correo.example", "Sí", local(3, 11, 30), subject_for("1064")),
-    Row("Estado de cuenta", "1066", "Torre C - 210", "Olivia Bennett", "olivia.bennett@mail.example", "Sí", local(3, 11, 45), subject_for("1066")),
-    Row("Documento genérico", "1070", "Torre C - 305", "Ramiro Cárdenas", "ramiro.cardenas@correo.example", "Sí", local(3, 12, 10), subject_for("1070", "Reglamento de propiedad horizontal")),
-    Row("Estado de cuenta", "1072", "Torre C - 406", "Nubia Arango", "nubia.arango@correo.example", "Sí", local(3, 12, 30), subject_for("1072")),
-    Row("Estado de cuenta", "1075", "Torre C - 802", "Fabio Londoño", "fabio.londono@correo.example", "Sí", local(3, 14, 0), subject_for("1075")),
-    Row("Estado de cuenta", "1080", "Torre D - 101", "Camila Restrepo", "camila.restrepo@correo.example", "No", local(3, 15, 0), subject_for("1080")),
-    Row("Estado de cuenta", "1101", "Torre D - 1501", "Gloria Echeverri", "gloria.echeverri@correo.example", "Sí", local(3, 16, 0), "Estado de cuenta - Torres del Parque"),
-    Row("Estado de cuenta", "1102", "Torre D - 1502", "Gloria Echeverri", "gloria.echeverri@correo.example", "Sí", local(3, 16, 0), "Estado de cuenta - Torres del Parque"),
-    Row("Estado de cuenta", "1090", "Torre D - 903", "Iván Mejía", "ivan.mejia@correo.example", "Sí", local(4, 7, 30), subject_for("1090")),
+    Row(
+        "Estado de cuenta",
+        "1042",
+        "Torre A - 1203",
+        "Asunción Peñaloza",
+        "asuncion.penaloza@correo.example",
+        "Sí",
+        local(3, 10, 0),
+        subject_for("1042"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1043",
+        "Torre A - 1301",
+        "Mateo y Lucía Quiñones",
+        "mateo.quinones@correo.example; lucia.quinones@correo.example",
+        "Sí",
+        local(3, 10, 5),
+        subject_for("1043"),
+    ),
+    Row(
+        "Carta de recaudo + estado de cuenta",
+        "1051",
+        "Torre B - 402",
+        "Hernán Zuluaga",
+        "hernan.zuluaga@correo-inexistente.example",
+        "Sí",
+        local(3, 10, 20),
+        subject_for("1051", "Carta de recaudo"),
+    ),
+    Row(
+        "Carta de recaudo + estado de cuenta",
+        "1060",
+        "Torre B - 505",
+        "Beatriz Ocampo",
+        "beatriz.ocampo@correo.example",
+        "Sí",
+        local(3, 11, 0),
+        subject_for("1060", "Carta de recaudo"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1064",
+        "Torre B - 701",
+        "Jordi Puigdomènech",
+        "jordi.puig@correo.example",
+        "Sí",
+        local(3, 11, 30),
+        subject_for("1064"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1066",
+        "Torre C - 210",
+        "Olivia Bennett",
+        "olivia.bennett@mail.example",
+        "Sí",
+        local(3, 11, 45),
+        subject_for("1066"),
+    ),
+    Row(
+        "Documento genérico",
+        "1070",
+        "Torre C - 305",
+        "Ramiro Cárdenas",
+        "ramiro.cardenas@correo.example",
+        "Sí",
+        local(3, 12, 10),
+        subject_for("1070", "Reglamento de propiedad horizontal"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1072",
+        "Torre C - 406",
+        "Nubia Arango",
+        "nubia.arango@correo.example",
+        "Sí",
+        local(3, 12, 30),
+        subject_for("1072"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1075",
+        "Torre C - 802",
+        "Fabio Londoño",
+        "fabio.londono@correo.example",
+        "Sí",
+        local(3, 14, 0),
+        subject_for("1075"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1080",
+        "Torre D - 101",
+        "Camila Restrepo",
+        "camila.restrepo@correo.example",
+        "No",
+        local(3, 15, 0),
+        subject_for("1080"),
+    ),
+    Row(
+        "Estado de cuenta",
+        "1101",
+        "Torre D - 1501",
+        "Gloria Echeverri",
+        "gloria.echeverri@correo.example",
+        "Sí",
+        local(3, 16, 0),
+        "Estado de cuenta - Torres del Parque",
+    ),
+    Row(
+        "Estado de cuenta",
+        "1102",
+        "Torre D - 1502",
+        "Gloria Echeverri",
+        "gloria.echeverri@correo.example",
+        "Sí",
+        local(3, 16, 0),
+        "Estado de cuenta - Torres del Parque",
+    ),
+    Row(
+        "Estado de cuenta",
+        "1090",
+        "Torre D - 903",
+        "Iván Mejía",
+        "ivan.mejia@correo.example",
+        "Sí",
+        local(4, 7, 30),
+        subject_for("1090"),
+    ),
 ]
 
 
@@ -109,7 +226,18 @@ def write_send_log() -> None:
     writer.writerow(HEADER)
     for row in ROWS:
         sent = f"{row.sent_at:%d/%m/%Y %H:%M}"
-        writer.writerow([row.kind, row.negocio, row.inmueble, row.client, row.addresses, row.copied, sent, row.subject])
+        writer.writerow(
+            [
+                row.kind,
+                row.negocio,
+                row.inmueble,
+                row.client,
+                row.addresses,
+                row.copied,
+                sent,
+                row.subject,
+            ]
+        )
     (SAMPLES / "envios-paco.csv").write_bytes(buffer.getvalue().encode("utf-8-sig"))
 
 
@@ -119,14 +247,18 @@ def evidence_messages() -> dict[str, bytes]:
     gloria = rows["1101"]
     orphan = Row("Estado de cuenta", "0999", "", "", "", "Sí", local(2, 9, 0), subject_for("0999"))
     return {
-        "01-certificado-1042.eml": evidence_email(certificate(rows["1042"], "Asunción Peñaloza <asuncion.penaloza@correo.example>", 101)),
+        "01-certificado-1042.eml": evidence_email(
+            certificate(rows["1042"], "Asunción Peñaloza <asuncion.penaloza@correo.example>", 101)
+        ),
         "02-certificados-1043-dos-destinatarios.eml": evidence_email(
             [certificate(rows["1043"], mateo, 102), certificate(rows["1043"], lucia, 103)]
         ),
         "03-entrega-fallida-1051.eml": evidence_email(
             certificate(rows["1051"], rows["1051"].addresses, 104, outcome=Outcome.FAILED)
         ),
-        "04-no-certificado-1060.eml": rejection_email(certificate(rows["1060"], rows["1060"].addresses, 0), RejectionReason.NO_CREDIT),
+        "04-no-certificado-1060.eml": rejection_email(
+            certificate(rows["1060"], rows["1060"].addresses, 0), RejectionReason.NO_CREDIT
+        ),
         "05-certificat-catala-1064.eml": evidence_email(
             certificate(rows["1064"], rows["1064"].addresses, 105, language=Language.CATALAN)
         ),
@@ -141,15 +273,27 @@ def evidence_messages() -> dict[str, bytes]:
             packaging=Packaging.OCTET_STREAM,
             forwarded_by="Recepción Constructora <recepcion@constructora.example>",
         ),
-        "09-ambiguo-1101-1102-entregado.eml": evidence_email(certificate(gloria, gloria.addresses, 109)),
-        "10-ambiguo-1101-1102-fallido.eml": evidence_email(
-            certificate(gloria, gloria.addresses, 110, outcome=Outcome.FAILED, sent_at=gloria.sent_at.astimezone(UTC) + timedelta(seconds=55))
+        "09-ambiguo-1101-1102-entregado.eml": evidence_email(
+            certificate(gloria, gloria.addresses, 109)
         ),
-        "11-huerfano-sin-envio.eml": evidence_email(certificate(orphan, "desconocido@correo.example", 111)),
+        "10-ambiguo-1101-1102-fallido.eml": evidence_email(
+            certificate(
+                gloria,
+                gloria.addresses,
+                110,
+                outcome=Outcome.FAILED,
+                sent_at=gloria.sent_at.astimezone(UTC) + timedelta(seconds=55),
+            )
+        ),
+        "11-huerfano-sin-envio.eml": evidence_email(
+            certificate(orphan, "desconocido@correo.example", 111)
+        ),
         "12-no-relacionado.eml": unrelated_email(mailbox=MAILBOX),
         "13-factura-lleida.eml": invoice_email(mailbox=MAILBOX),
         "14-pdf-danado.eml": evidence_email(
-            [], extra_pdfs=[PdfFile("Certificado_danado.pdf", corrupt_pdf())], subject="Correo certificado: Estado de cuenta negocio 1077"
+            [],
+            extra_pdfs=[PdfFile("Certificado_danado.pdf", corrupt_pdf())],
+            subject="Correo certificado: Estado de cuenta negocio 1077",
         ),
     }
 

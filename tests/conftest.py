@@ -7,9 +7,16 @@ from typing import Any
 import pytest
 
 from config.database import Database, open_database
+from config.i18n import activate
 from config.settings import Settings, settings_from_mapping
 
-pytest_plugins = ["tests.dovecot"]
+pytest_plugins = ["tests.dovecot", "tests.smtp_server", "tests.oauth2_provider"]
+
+
+@pytest.fixture(autouse=True)
+def english_messages() -> None:
+    """Show messages in English, because tests match the message ids and not their translation."""
+    activate("en")
 
 
 @pytest.fixture

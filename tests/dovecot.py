@@ -9,7 +9,8 @@ Register the plugin with ``pytest_plugins = ["tests.dovecot"]``. Fixtures:
 - ``mail_user``: a fresh MailUser (``name``, ``password``, ``home``, ``password_file``) for
   each test, so tests never share a mailbox.
 
-Any test that uses these fixtures gets the ``dovecot`` mark, so ``-m "not dovecot"`` skips them.
+Any test that uses these fixtures, or ``dovecot_oauth2``, gets the ``dovecot`` mark, so
+``-m "not dovecot"`` skips them.
 
 The server is Debian 12's Dovecot 2.3 (package ``dovecot-imapd``) run as ``dovecot -F -c FILE``
 with every path (base_dir, state_dir, log, homes) inside a temp folder, which the session
@@ -28,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -46,6 +48,8 @@ STOP_TIMEOUT = 15.0
 CLIENT_TIMEOUT = 10.0
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 APPEND_CHUNK = 200
+# The fixtures that start a Dovecot; "dovecot_oauth2" lives in tests/oauth2_provider.py.
+SERVER_FIXTURES = {"dovecot", "dovecot_oauth2"}
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]")
 
 CONFIG = Template("""\
@@ -61,7 +65,7 @@ ssl_cert = <$cert
 ssl_key = <$key
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $auth_mechanisms
 # A failed login would otherwise wait 2 seconds, and each later login from 127.0.0.1 would wait
 # up to 15 seconds more (the auth penalty, which a socket with mode 0 turns off).
 auth_failure_delay = 0
@@ -81,9 +85,9 @@ mail_fsync = never
 # new file at once, so a user created a moment ago can log in.
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u $users/%u
+  args = scheme=PLAIN username_format=%u $users/%u$passwd_mechanisms
 }
-userdb {
+${oauth2_passdb}userdb {
   driver = passwd-file
   args = username_format=%u $users/%u
 }
@@ -102,6 +106,24 @@ service imap-login {
 """)
 
 
+# The oauth2 passdb checks XOAUTH2 and OAUTHBEARER tokens; the passwd-file one keeps passwords.
+OAUTH2_MECHANISMS = "plain login xoauth2 oauthbearer"
+OAUTH2_PASSDB = """passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $root/dovecot-oauth2.conf.ext
+}
+"""
+OAUTH2_BACKEND = Template("""\
+introspection_mode = post
+introspection_url = $introspection_url
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+""")
+
+
 @dataclass(frozen=True)
 class MailUser:
     """A Dovecot user. ``password_file`` contains the password, for code that reads secrets."""
@@ -113,10 +135,22 @@ class MailUser:
 
 
 class DovecotServer:
-    """A Dovecot master process and its throwaway configuration under ``root``."""
+    """A Dovecot master process and its throwaway configuration under ``root``.
 
-    def __init__(self, root: Path, dovecot: str, doveadm: str) -> None:
+    With ``oauth2_introspection_url``, the server also accepts XOAUTH2 and OAUTHBEARER tokens,
+    which its ``oauth2`` passdb checks by POSTing them to that URL.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        dovecot: str,
+        doveadm: str,
+        *,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         self.root = root
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.host = HOST
         self.imap_port = _free_port()
         self.imaps_port = _free_port()
@@ -167,9 +201,12 @@ class DovecotServer:
             process.kill()
             process.wait(STOP_TIMEOUT)
 
-    def create_user(self) -> MailUser:
-        """Add a user with a new home and a random password, which can log in at once."""
-        name = f"user{next(self._user_numbers)}"
+    def create_user(self, name: str | None = None) -> MailUser:
+        """Add a user with a new home and a random password, which can log in at once.
+
+        ``name`` defaults to ``userN``; give an address to imitate a hosted mailbox's user name.
+        """
+        name = name or f"user{next(self._user_numbers)}"
         password = f"pw-{secrets.token_hex(8)}"
         home = self._homes / name
         home.mkdir()
@@ -305,7 +342,14 @@ class DovecotServer:
             pytest.fail(f"openssl could not create the test certificate: {result.stderr}")
 
     def _write_config(self) -> None:
+        oauth2 = self.oauth2_introspection_url is not None
+        if oauth2:
+            backend = OAUTH2_BACKEND.substitute(introspection_url=self.oauth2_introspection_url)
+            (self.root / "dovecot-oauth2.conf.ext").write_text(backend, encoding="utf-8")
         text = CONFIG.substitute(
+            auth_mechanisms=OAUTH2_MECHANISMS if oauth2 else "plain login",
+            passwd_mechanisms="\n  mechanisms = plain login" if oauth2 else "",
+            oauth2_passdb=Template(OAUTH2_PASSDB).substitute(root=self.root) if oauth2 else "",
             root=self.root,
             host=self.host,
             cert=self.ca_file,
@@ -399,21 +443,37 @@ def _find_programs() -> tuple[str, str]:
     return dovecot, doveadm
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
-    """Start the session's Dovecot on 127.0.0.1 and stop it at the end."""
+def running_server(oauth2_introspection_url: str | None = None) -> Iterator[DovecotServer]:
+    """Start a Dovecot on 127.0.0.1 in a new temp folder, yield it, then stop it and clean up."""
     dovecot_program, doveadm_program = _find_programs()
     # Dovecot's unprivileged processes must traverse the folder, so it cannot live in pytest's
     # temp folder, which only root may enter.
     root = Path(tempfile.mkdtemp(prefix="acuse-dovecot-"))
     root.chmod(0o755)
-    server = DovecotServer(root, dovecot_program, doveadm_program)
+    server = DovecotServer(
+        root,
+        dovecot_program,
+        doveadm_program,
+        oauth2_introspection_url=oauth2_introspection_url,
+    )
     try:
         server.start()
         yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def running_dovecot() -> Iterator[DovecotServer]:
+    """Start a plain Dovecot for a script such as a benchmark; stop it when the block ends."""
+    yield from running_server()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """Start the session's Dovecot on 127.0.0.1 and stop it at the end."""
+    yield from running_server()
 
 
 @pytest.fixture
@@ -424,7 +484,7 @@ def mail_user(dovecot: DovecotServer) -> MailUser:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "dovecot" in getattr(item, "fixturenames", ()):
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.dovecot)
 
 
@@ -433,7 +493,8 @@ def pytest_runtest_makereport(
     item: pytest.Item,
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    server = getattr(item, "funcargs", {}).get("dovecot")
-    if report.failed and isinstance(server, DovecotServer):
-        report.sections.append(("Dovecot log (last lines)", server.log_tail()))
+    for name in sorted(SERVER_FIXTURES):
+        server = getattr(item, "funcargs", {}).get(name)
+        if report.failed and isinstance(server, DovecotServer):
+            report.sections.append((f"{name} log (last lines)", server.log_tail()))
     return report

@@ -165,7 +165,7 @@ def test_silent_server_delays_nothing(
         )
         config = write_config(tmp_path, projects)
 
-        with running_daemon(config, tmp_path) as daemon:
+        with running_daemon(config, tmp_path, "--lang", "en") as daemon:
             appended_at = datetime.now(UTC)
             dovecot.append(mail_user, "INBOX", [sample("01-certificado-1042.eml")])
             wait_until(lambda: stored_count(daemon.database, "TDP2") == 1, what="TDP2 stored")
@@ -196,7 +196,7 @@ def test_hung_poll_aborted_at_limit(
         }
         config = write_config(tmp_path, project_toml("LENTO", stuck), defaults='job_timeout = "3s"')
 
-        with running_daemon(config, tmp_path) as daemon:
+        with running_daemon(config, tmp_path, "--lang", "en") as daemon:
             wait_until(
                 lambda: bool(daemon.logged("job exceeded its time limit and is aborted")),
                 what="abort",

@@ -21,6 +21,66 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
 
     op.create_table(
+        "alert_outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "purpose",
+            sa.Enum("alert", "digest", "test", name="outboxpurpose", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=64), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "certification_missing",
+                "delivery_failed",
+                "certification_rejected",
+                "not_copied",
+                "evidence_unverified",
+                "orphan_evidence",
+                "mailbox_unreachable",
+                "evidence_silence",
+                "quarantined_messages",
+                "alert_delivery_failing",
+                name="alertkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "event",
+            sa.Enum(
+                "raised", "reminder", "resolved", name="alertevent", native_enum=False, length=32
+            ),
+            nullable=True,
+        ),
+        sa.Column("group_key", sa.String(length=255), nullable=False),
+        sa.Column("recipients", sa.Text(), nullable=False),
+        sa.Column("created_at", config.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("send_after", config.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("period_start", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("rendered", sa.Boolean(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("message_id", sa.String(length=998), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_attempt_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_failed_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("smtp_reply", sa.Text(), nullable=True),
+        sa.Column("refused", sa.Text(), nullable=True),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("claimed_until", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("alert_outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_alert_outbox_due", ["sent_at", "send_after"], unique=False)
+        batch_op.create_index("ix_alert_outbox_group", ["group_key", "rendered"], unique=False)
+
+    op.create_table(
         "mailbox_cursor",
         sa.Column("project", sa.String(length=64), nullable=False),
         sa.Column("folder", sa.String(length=255), nullable=False),
@@ -238,6 +298,82 @@ def upgrade() -> None:
         batch_op.create_index("ix_send_project_time", ["project", "sent_at"], unique=False)
 
     op.create_table(
+        "alert",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "certification_missing",
+                "delivery_failed",
+                "certification_rejected",
+                "not_copied",
+                "evidence_unverified",
+                "orphan_evidence",
+                "mailbox_unreachable",
+                "evidence_silence",
+                "quarantined_messages",
+                "alert_delivery_failing",
+                name="alertkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=64), nullable=False),
+        sa.Column("subject_key", sa.String(length=255), nullable=False),
+        sa.Column("send_id", sa.Integer(), nullable=True),
+        sa.Column("evidence_id", sa.Integer(), nullable=True),
+        sa.Column("message_pk", sa.Integer(), nullable=True),
+        sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("opened_at", config.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", config.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_notified_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reminders", sa.Integer(), nullable=False),
+        sa.Column("resolved_at", config.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "resolution",
+            sa.Enum(
+                "certified",
+                "superseded",
+                "state_changed",
+                "evidence_claimed",
+                "mailbox_recovered",
+                "evidence_arrived",
+                "message_released",
+                "delivery_recovered",
+                "disabled",
+                name="resolution",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.ForeignKeyConstraint(
+            ["evidence_id"],
+            ["evidence.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_pk"],
+            ["message.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["send_id"],
+            ["send.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.create_index("ix_alert_project_open", ["project", "resolved_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alert_send_id"), ["send_id"], unique=False)
+        batch_op.create_index(
+            "uq_alert_open_subject",
+            ["kind", "project", "subject_key"],
+            unique=True,
+            sqlite_where=sa.text("resolved_at IS NULL"),
+            postgresql_where=sa.text("resolved_at IS NULL"),
+        )
+
+    op.create_table(
         "match_candidate",
         sa.Column("send_id", sa.Integer(), nullable=False),
         sa.Column("evidence_id", sa.Integer(), nullable=False),
@@ -256,13 +392,60 @@ def upgrade() -> None:
             batch_op.f("ix_match_candidate_evidence_id"), ["evidence_id"], unique=False
         )
 
+    op.create_table(
+        "alert_outbox_item",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("outbox_id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "event",
+            sa.Enum(
+                "raised", "reminder", "resolved", name="alertevent", native_enum=False, length=32
+            ),
+            nullable=False,
+        ),
+        sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("queued_at", config.database.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alert.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["outbox_id"],
+            ["alert_outbox.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("alert_outbox_item", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_alert_outbox_item_alert_id"), ["alert_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_alert_outbox_item_outbox_id"), ["outbox_id"], unique=False
+        )
+
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("alert_outbox_item", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alert_outbox_item_outbox_id"))
+        batch_op.drop_index(batch_op.f("ix_alert_outbox_item_alert_id"))
+
+    op.drop_table("alert_outbox_item")
     with op.batch_alter_table("match_candidate", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_match_candidate_evidence_id"))
 
     op.drop_table("match_candidate")
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_alert_open_subject",
+            sqlite_where=sa.text("resolved_at IS NULL"),
+            postgresql_where=sa.text("resolved_at IS NULL"),
+        )
+        batch_op.drop_index(batch_op.f("ix_alert_send_id"))
+        batch_op.drop_index("ix_alert_project_open")
+
+    op.drop_table("alert")
     with op.batch_alter_table("send", schema=None) as batch_op:
         batch_op.drop_index("ix_send_project_time")
         batch_op.drop_index("ix_send_project_state_time")
@@ -289,3 +472,8 @@ def downgrade() -> None:
     op.drop_table("message")
     op.drop_table("mailbox_health")
     op.drop_table("mailbox_cursor")
+    with op.batch_alter_table("alert_outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_alert_outbox_group")
+        batch_op.drop_index("ix_alert_outbox_due")
+
+    op.drop_table("alert_outbox")

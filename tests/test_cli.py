@@ -1,0 +1,294 @@
+"""The command line in process: exit codes, one-line errors, formats and the demo."""
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from acuse.cli import main
+from acuse.demo import DEMO_AS_OF, SAMPLES_DIR
+
+CONFIG = """
+[database]
+url = "sqlite:///acuse.db"
+
+[archive]
+path = "archive"
+
+[[projects]]
+code = "TDP2"
+name = "Torres del Parque Etapa 2"
+reference_pattern = 'negocio (\\d+)'
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+Run = Callable[..., Outcome]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def invoke(*args: str) -> Outcome:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "acuse.toml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def loaded(run: Run, config: Path) -> Path:
+    """A configuration whose database contains the demo's sends and evidence, reconciled."""
+    run(
+        "--config",
+        str(config),
+        "import-sends",
+        str(SAMPLES_DIR / "envios-paco.csv"),
+        "--project",
+        "TDP2",
+    )
+    run("--config", str(config), "ingest", str(SAMPLES_DIR / "evidencias"), "--project", "TDP2")
+    run("--config", str(config), "reconcile", "--as-of", DEMO_AS_OF)
+    return config
+
+
+def test_english_help(run: Run) -> None:
+    outcome = run("--lang", "en", "--help")
+
+    assert outcome.code == 0
+    assert "Usage:" in outcome.stdout
+    assert "unmatched" in outcome.stdout
+
+
+def test_missing_config_is_usage_error(run: Run, tmp_path: Path) -> None:
+    outcome = run("--lang", "en", "--config", str(tmp_path / "absent.toml"), "sends")
+
+    assert outcome.code == 2
+    assert outcome.stderr.count("\n") == 1
+    assert "absent.toml" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+
+
+def test_unknown_key_names_key(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "acuse.toml"
+    path.write_text(CONFIG + 'colour = "blue"\n', encoding="utf-8")
+
+    outcome = run("--lang", "en", "--config", str(path), "sends")
+
+    assert outcome.code == 2
+    assert "projects[0].colour" in outcome.stderr
+
+
+def test_unknown_project_lists_known(run: Run, config: Path) -> None:
+    outcome = run("--lang", "en", "--config", str(config), "sends", "--project", "XYZ")
+
+    assert outcome.code == 2
+    assert "'XYZ'" in outcome.stderr
+    assert "TDP2" in outcome.stderr
+
+
+def test_invalid_as_of_is_usage_error(run: Run, config: Path) -> None:
+    outcome = run("--lang", "en", "--config", str(config), "sends", "--as-of", "yesterday")
+
+    assert outcome.code == 2
+    assert "'yesterday'" in outcome.stderr
+
+
+def test_invalid_database_url_is_runtime_error(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "acuse.toml"
+    path.write_text(CONFIG.replace("sqlite:///acuse.db", "nosuchdb://x"), encoding="utf-8")
+
+    outcome = run("--lang", "en", "--config", str(path), "sends")
+
+    assert outcome.code == 3
+    assert "nosuchdb://x" in outcome.stderr
+
+
+def test_empty_database_json_is_empty_list(run: Run, config: Path) -> None:
+    outcome = run("--config", str(config), "sends", "--format", "json")
+
+    assert outcome.code == 0
+    assert json.loads(outcome.stdout) == []
+
+
+def test_csv_keys_are_english_in_spanish(run: Run, loaded: Path) -> None:
+    outcome = run(
+        "--lang",
+        "es",
+        "--config",
+        str(loaded),
+        "unmatched",
+        "--format",
+        "csv",
+        "--as-of",
+        DEMO_AS_OF,
+    )
+
+    rows = list(csv.DictReader(io.StringIO(outcome.stdout)))
+    assert outcome.code == 0
+    assert {row["state"] for row in rows} == {
+        "delivery_failed",
+        "rejected",
+        "missing",
+        "not_copied",
+        "ambiguous",
+        "pending",
+    }
+    assert rows[0]["sent_at"].endswith("-05:00")
+
+
+def test_state_filter(run: Run, loaded: Path) -> None:
+    outcome = run(
+        "--config",
+        str(loaded),
+        "sends",
+        "--state",
+        "missing",
+        "--format",
+        "json",
+        "--as-of",
+        DEMO_AS_OF,
+    )
+
+    rows = json.loads(outcome.stdout)
+    assert [row["negocio"] for row in rows] == ["1075"]
+    assert rows[0]["reason"].startswith("No evidence by the deadline")
+
+
+def test_fail_on_problems(run: Run, loaded: Path) -> None:
+    certified_only = run(
+        "--config",
+        str(loaded),
+        "sends",
+        "--state",
+        "certified",
+        "--fail-on-problems",
+        "--as-of",
+        DEMO_AS_OF,
+    )
+    with_problems = run(
+        "--config", str(loaded), "unmatched", "--fail-on-problems", "--as-of", DEMO_AS_OF
+    )
+
+    assert certified_only.code == 0
+    assert with_problems.code == 1
+
+
+def test_as_of_before_deadline_is_pending(run: Run, loaded: Path) -> None:
+    outcome = run(
+        "--config",
+        str(loaded),
+        "sends",
+        "--state",
+        "pending",
+        "--format",
+        "json",
+        "--as-of",
+        "2026-11-03T15:00-05:00",
+    )
+
+    negocios = {row["negocio"] for row in json.loads(outcome.stdout)}
+    assert "1075" in negocios
+    assert "1090" not in negocios
+
+
+def test_orphans_lists_unmatched_evidence(run: Run, loaded: Path) -> None:
+    outcome = run("--config", str(loaded), "orphans", "--format", "json", "--as-of", DEMO_AS_OF)
+
+    rows = json.loads(outcome.stdout)
+    assert [row["certificate_id"] for row in rows] == ["LLD-20261103-000111"]
+
+
+def test_show_includes_evidence(run: Run, loaded: Path) -> None:
+    listed = json.loads(
+        run("--config", str(loaded), "sends", "--format", "json", "--as-of", DEMO_AS_OF).stdout
+    )
+    failed = next(row for row in listed if row["state"] == "delivery_failed")
+
+    outcome = run("--config", str(loaded), "show", str(failed["send_id"]), "--format", "json")
+
+    record = json.loads(outcome.stdout)[0]
+    assert record["evidence"]["kind"] == "delivery_failed"
+    assert record["evidence"]["smtp_code"].startswith("550")
+
+
+def test_show_unknown_send_is_usage_error(run: Run, loaded: Path) -> None:
+    outcome = run("--lang", "en", "--config", str(loaded), "show", "99999")
+
+    assert outcome.code == 2
+    assert "99999" in outcome.stderr
+
+
+def test_status_counts_messages(run: Run, loaded: Path) -> None:
+    outcome = run("--config", str(loaded), "status", "--format", "json")
+
+    status = json.loads(outcome.stdout)[0]
+    assert status["messages"] == 14
+    assert status["quarantined"] == 1
+    assert status["orphans"] == 1
+
+
+def test_import_twice_adds_nothing(run: Run, loaded: Path) -> None:
+    outcome = run(
+        "--lang",
+        "en",
+        "--config",
+        str(loaded),
+        "import-sends",
+        str(SAMPLES_DIR / "envios-paco.csv"),
+        "--project",
+        "TDP2",
+    )
+
+    assert outcome.code == 0
+    assert "0 new sends, 14 already known" in outcome.stdout
+
+
+def test_import_without_columns_names_them(run: Run, config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "envios.csv"
+    bad.write_text("Nombre;Fecha\nAna;03/11/2026 10:00\n", encoding="utf-8")
+
+    outcome = run(
+        "--lang", "en", "--config", str(config), "import-sends", str(bad), "--project", "TDP2"
+    )
+
+    assert outcome.code == 3
+    assert "Correo cliente" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+
+
+def test_demo_shows_every_state(run: Run) -> None:
+    outcome = run("--lang", "en", "demo")
+
+    assert outcome.code == 0
+    for label in (
+        "certified",
+        "delivery failed",
+        "rejected",
+        "not certified",
+        "ambiguous",
+        "pending",
+    ):
+        assert label in outcome.stdout
+    assert "LLD-20261103-000111" in outcome.stdout
