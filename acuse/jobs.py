@@ -2,8 +2,8 @@
 
 Each builder takes the shared DaemonServices and the settings and returns JobSpecs. The daemon
 calls every builder in JOB_BUILDERS at start and at each reload, and adds, replaces or removes
-jobs by id and fingerprint. A new kind of job (alert evaluation, outbox delivery) is one more
-builder appended to JOB_BUILDERS; the runner gives it backoff, a time limit and error logs.
+jobs by id and fingerprint. A new kind of job is one more builder appended to JOB_BUILDERS; the
+runner gives it backoff, a time limit and error logs.
 
 A project's lock serialises its reconciliation passes. A mailbox's lock serialises its polls,
 so the poll job and the IDLE watcher never read the same folder at once.
@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from acuse.idle_watch import IdleWatchers
 from acuse.polling import MailboxPoller, mailbox_folder
@@ -28,12 +29,14 @@ from acuse.scheduling import (
     interval_trigger,
 )
 from acuse.send_log_watch import SendLogImporter
-from config.database import Database
+from config.database import Database, utcnow
 from config.errors import AcuseError
 from config.i18n import _
 from config.settings import ProjectView, Settings, project_views
 from monitor.archive import Archive
 from monitor.mailbox_poll import PollResult
+from reconcile.alert_delivery import deliver_outbox
+from reconcile.alert_policy import evaluate_alerts, evaluate_digests
 from reconcile.reconciliation import reconcile_project, subject_normalizer
 
 log = logging.getLogger(__name__)
@@ -215,8 +218,53 @@ def send_log_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]
     return specs
 
 
-# The lead appends alert evaluation and outbox delivery builders here.
-JOB_BUILDERS: list[JobBuilder] = [mailbox_jobs, send_log_jobs, reconcile_jobs]
+def alerts_fingerprint(settings: Settings) -> str:
+    """Return a digest of the settings that alert evaluation and delivery depend on."""
+    digest = hashlib.sha256()
+    digest.update(settings.alerts.model_dump_json().encode())
+    digest.update(settings.smtp.model_dump_json().encode() if settings.smtp else b"")
+    for project in settings.projects:
+        digest.update(project.model_dump_json().encode())
+    return digest.hexdigest()[:16]
+
+
+def evaluate_alerts_job(services: DaemonServices, settings: Settings, run: JobRun) -> None:
+    """Raise, remind and resolve alerts, and queue the digests that are due."""
+    now = utcnow()
+    evaluate_alerts(services.database, settings, now)
+    evaluate_digests(services.database, settings, now)
+
+
+def deliver_alerts_job(services: DaemonServices, settings: Settings, run: JobRun) -> None:
+    """Send the outbox emails that are due."""
+    deliver_outbox(services.database, settings, utcnow())
+
+
+def alert_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
+    """Alert evaluation every ``alerts.check_every``; outbox delivery too when SMTP is set."""
+    every = settings.alerts.check_every
+    zone = ZoneInfo(settings.defaults.timezone)
+    common = {
+        "trigger": interval_trigger(every, zone),
+        "fingerprint": alerts_fingerprint(settings),
+        "timeout": settings.defaults.job_timeout,
+        "retry_base": every,
+    }
+    specs = [
+        JobSpec(
+            id="alerts:evaluate", func=partial(evaluate_alerts_job, services, settings), **common
+        )
+    ]
+    if settings.smtp is not None:
+        specs.append(
+            JobSpec(
+                id="alerts:deliver", func=partial(deliver_alerts_job, services, settings), **common
+            )
+        )
+    return specs
+
+
+JOB_BUILDERS: list[JobBuilder] = [mailbox_jobs, send_log_jobs, reconcile_jobs, alert_jobs]
 
 
 def build_jobs(

@@ -582,6 +582,7 @@ class AlertSettings(_Section):
     delivery_failing_after: Duration = timedelta(hours=1)
     retry_first: Duration = timedelta(minutes=1)
     retry_max: Duration = timedelta(minutes=30)
+    check_every: Duration = timedelta(minutes=1)
     kinds: AlertKindTable = Field(default_factory=dict)
 
 
