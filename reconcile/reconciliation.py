@@ -1,9 +1,13 @@
 """One reconciliation pass of a project: match open sends to unlinked evidence, then judge states.
 
 A pass only looks at what is still open: sends without evidence (pending, missing, not_copied,
-ambiguous) and evidence that no send claims. Links, once made, stay. The pass streams both
-sides ordered by recipient, so it holds one recipient's rows at a time, and writes links in
-batches. Everything a pass writes commits together, so a crash leaves the previous result.
+ambiguous) and evidence that no send claims. Links, once made, stay, except that a send linked
+to unverified evidence stays open for trustworthy evidence. The pass runs two rounds: first
+the evidence whose trust verdict is not unverified, then the unverified evidence for the sends
+still without any, so a forged certificate never takes a send away from a genuine one. The
+pass streams both sides ordered by recipient, so it holds one recipient's rows at a time, and
+writes links in batches. Everything a pass writes commits together, so a crash leaves the
+previous result.
 """
 
 import logging
@@ -13,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlmodel import Session
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
-from monitor.models import Evidence, EvidenceKind, StoredMessage
+from monitor.models import Evidence, EvidenceKind, StoredMessage, TrustVerdict
 from monitor.provider import rules_for
 from reconcile.matching import (
     EvidenceItem,
@@ -83,10 +87,26 @@ def _recipient_order(database: Database, column: ColumnElement[str]) -> ColumnEl
     return column
 
 
-def _open_sends(session: Session, database: Database, project: str) -> Iterator[SendItem]:
+def _unverified(verdict: ColumnElement[str] | object) -> ColumnElement[bool]:
+    return verdict == TrustVerdict.UNVERIFIED.value  # type: ignore[return-value]
+
+
+def _open_send_filter(trusted: bool) -> ColumnElement[bool]:
+    """Sends a round may link: without evidence, and in the first round also those whose
+    evidence is unverified."""
+    without = Send.evidence_id.is_(None)  # type: ignore[union-attr]
+    if not trusted:
+        return without
+    unverified_ids = select(Evidence.id).where(_unverified(Evidence.trust_verdict))
+    return or_(without, Send.evidence_id.in_(unverified_ids))  # type: ignore[union-attr]
+
+
+def _open_sends(
+    session: Session, database: Database, project: str, trusted: bool
+) -> Iterator[SendItem]:
     query = (
         select(Send.id, Send.recipient, Send.subject, Send.sent_at, Send.message_id)
-        .where(Send.project == project, Send.evidence_id.is_(None))  # type: ignore[union-attr]
+        .where(Send.project == project, _open_send_filter(trusted))
         .order_by(_recipient_order(database, Send.recipient), Send.sent_at, Send.id)
         .execution_options(yield_per=_FLUSH_EVERY)
     )
@@ -94,8 +114,9 @@ def _open_sends(session: Session, database: Database, project: str) -> Iterator[
         yield SendItem(row.id, row.recipient, row.subject, row.sent_at, row.message_id)
 
 
-def _unlinked_evidence_query(project: str):  # type: ignore[no-untyped-def]
+def _unlinked_evidence_query(project: str, trusted: bool):  # type: ignore[no-untyped-def]
     linked = exists().where(Send.evidence_id == Evidence.id)
+    unverified = _unverified(Evidence.trust_verdict)
     return (
         select(
             Evidence.id,
@@ -106,7 +127,7 @@ def _unlinked_evidence_query(project: str):  # type: ignore[no-untyped-def]
             Evidence.original_message_id,
         )
         .join(StoredMessage, StoredMessage.id == Evidence.message_pk)
-        .where(Evidence.project == project, ~linked)
+        .where(Evidence.project == project, ~linked, ~unverified if trusted else unverified)
     )
 
 
@@ -121,9 +142,11 @@ def _evidence_item(row) -> EvidenceItem:  # type: ignore[no-untyped-def]
     )
 
 
-def _open_evidence(session: Session, database: Database, project: str) -> Iterator[EvidenceItem]:
+def _open_evidence(
+    session: Session, database: Database, project: str, trusted: bool
+) -> Iterator[EvidenceItem]:
     query = (
-        _unlinked_evidence_query(project)
+        _unlinked_evidence_query(project, trusted)
         .where(Evidence.recipient.is_not(None))  # type: ignore[union-attr]
         .order_by(_recipient_order(database, Evidence.recipient), "time", Evidence.id)  # type: ignore[arg-type]
         .execution_options(yield_per=_FLUSH_EVERY)
@@ -161,11 +184,15 @@ class _LinkWriter:
         self.ambiguous: list[tuple[int, list[int]]] = []
         self.matched = 0
         self.ambiguous_count = 0
+        # Sends linked or made ambiguous in this pass, which the reader session cannot see.
+        self.taken: set[int] = set()
 
     def add(self, result: MatchResult) -> None:
         for send_id, (evidence_id, rule) in result.links.items():
             self.links.append({"id": send_id, "evidence_id": evidence_id, "match_rule": rule})
         self.ambiguous.extend(result.ambiguous.items())
+        self.taken.update(result.links)
+        self.taken.update(result.ambiguous)
         if len(self.links) + len(self.ambiguous) >= _FLUSH_EVERY:
             self.flush()
 
@@ -190,35 +217,43 @@ class _LinkWriter:
 
 def _clear_open_candidates(session: Session, project: str) -> None:
     """Forget earlier ambiguity so that it is judged again with today's evidence."""
-    open_send_ids = select(Send.id).where(Send.project == project, Send.evidence_id.is_(None))  # type: ignore[union-attr]
+    open_sends = _open_send_filter(trusted=True)
+    open_send_ids = select(Send.id).where(Send.project == project, open_sends)
     session.execute(delete(MatchCandidate).where(MatchCandidate.send_id.in_(open_send_ids)))  # type: ignore[attr-defined]
     session.execute(
         update(Send)
-        .where(Send.project == project, Send.evidence_id.is_(None), Send.candidates.is_not(None))  # type: ignore[union-attr]
+        .where(Send.project == project, open_sends, Send.candidates.is_not(None))  # type: ignore[union-attr]
         .values(candidates=None)
+        .execution_options(synchronize_session=False)
     )
 
 
 def _match_recipientless(
-    session: Session, project: ProjectView, normalize_subject: Callable[[str], str], window: Window
+    session: Session,
+    project: ProjectView,
+    normalize_subject: Callable[[str], str],
+    window: Window,
+    *,
+    trusted: bool,
+    taken: set[int],
 ) -> MatchResult:
     """Link notices that name no recipient to every recipient of the email they concern."""
     result = MatchResult()
     notices = session.execute(
-        _unlinked_evidence_query(project.code).where(Evidence.recipient.is_(None))  # type: ignore[union-attr]
+        _unlinked_evidence_query(project.code, trusted).where(Evidence.recipient.is_(None))  # type: ignore[union-attr]
     ).all()
     for row in notices:
         notice = _evidence_item(row)
         sends = session.execute(
             select(Send.id, Send.recipient, Send.subject, Send.sent_at, Send.message_id).where(
                 Send.project == project.code,
-                Send.evidence_id.is_(None),  # type: ignore[union-attr]
+                _open_send_filter(trusted),
                 Send.sent_at >= notice.time - window.after,
                 Send.sent_at <= notice.time + window.before,
             )
         ).all()
         items = [SendItem(r.id, r.recipient, r.subject, r.sent_at, r.message_id) for r in sends]
-        items = [item for item in items if item.id not in result.links]
+        items = [item for item in items if item.id not in result.links and item.id not in taken]
         for send_id in match_recipientless(
             items, notice, normalize_subject=normalize_subject, window=window
         ):
@@ -246,6 +281,49 @@ def count_states(session: Session, project: str) -> dict[SendState, int]:
     return {SendState(state): count for state, count in rows}
 
 
+@dataclass(frozen=True)
+class _Rules:
+    normalize_subject: Callable[[str], str]
+    reference: Callable[[str], str | None] | None
+    window: Window
+
+
+def _match_round(
+    database: Database, writer: _LinkWriter, project: ProjectView, rules: _Rules, *, trusted: bool
+) -> None:
+    """Match the open sends with the evidence of one round: trustworthy, or unverified."""
+    # Notices without a recipient go first: they cover whole emails, not one recipient.
+    # The reader below cannot see these uncommitted links, so their sends are skipped there.
+    notice_links = _match_recipientless(
+        writer.session,
+        project,
+        rules.normalize_subject,
+        rules.window,
+        trusted=trusted,
+        taken=writer.taken,
+    )
+    writer.add(notice_links)
+    writer.flush()
+
+    with database.session() as reader_session:
+        pairs = _pair_by_recipient(
+            _open_sends(reader_session, database, project.code, trusted),
+            _open_evidence(reader_session, database, project.code, trusted),
+        )
+        for sends, evidence in pairs:
+            open_sends = [send for send in sends if send.id not in writer.taken]
+            writer.add(
+                match_recipient(
+                    open_sends,
+                    evidence,
+                    normalize_subject=rules.normalize_subject,
+                    reference=rules.reference,
+                    window=rules.window,
+                )
+            )
+    writer.flush()
+
+
 def reconcile_project(
     database: Database,
     project: ProjectView,
@@ -263,30 +341,9 @@ def reconcile_project(
         _clear_open_candidates(writer_session, project.code)
         writer_session.flush()
         writer = _LinkWriter(writer_session)
-
-        # Notices without a recipient go first: they cover whole emails, not one recipient.
-        # The reader below cannot see these uncommitted links, so their sends are skipped there.
-        notice_links = _match_recipientless(writer_session, project, normalize_subject, window)
-        writer.add(notice_links)
-        writer.flush()
-
-        with database.session() as reader_session:
-            pairs = _pair_by_recipient(
-                _open_sends(reader_session, database, project.code),
-                _open_evidence(reader_session, database, project.code),
-            )
-            for sends, evidence in pairs:
-                open_sends = [send for send in sends if send.id not in notice_links.links]
-                writer.add(
-                    match_recipient(
-                        open_sends,
-                        evidence,
-                        normalize_subject=normalize_subject,
-                        reference=reference,
-                        window=window,
-                    )
-                )
-        writer.flush()
+        rules = _Rules(normalize_subject, reference, window)
+        for trusted in (True, False):
+            _match_round(database, writer, project, rules, trusted=trusted)
 
         summary.matched = writer.matched
         summary.ambiguous = writer.ambiguous_count
