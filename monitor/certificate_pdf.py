@@ -196,6 +196,11 @@ def _extract_text(reader: PdfReader) -> str:
         for index, page in enumerate(reader.pages):
             if index >= MAX_PAGES:
                 break
+            # Text extraction logs a decompression limit and goes on with an empty page, so
+            # the content streams are decoded here first, where the limit raises.
+            contents = page.get_contents()
+            if contents is not None:
+                contents.get_data()
             pages.append(page.extract_text())
     return "\n".join(pages)
 

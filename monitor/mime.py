@@ -387,8 +387,10 @@ def decode_filename(part: Message) -> str | None:
     """
     try:
         filename = part.get_filename()
-    except (LookupError, UnicodeError, ValueError):
-        filename = None
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        # TypeError: RFC 2231 continuations mixed with an unnumbered part (filename*0=...;
+        # filename*=...) make the standard library compare None with an int.
+        filename = _name_parameter(part)
     if filename is None:
         return None
 
@@ -396,6 +398,15 @@ def decode_filename(part: Message) -> str | None:
     if _ENCODED_WORD.search(decoded):
         decoded = decode_header_text(decoded) or ""
     return decoded.strip() or None
+
+
+def _name_parameter(part: Message) -> str | None:
+    """Return the Content-Type ``name`` parameter, or None when it cannot be read either."""
+    try:
+        name = part.get_param("name")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def addresses_in(values: list[str]) -> tuple[str, ...]:

@@ -126,6 +126,12 @@ def read_message(
         return _unparsed(QuarantineCode.LIMIT_EXCEEDED, str(exc))
     except MalformedMessageError as exc:
         return _unparsed(QuarantineCode.MALFORMED_MESSAGE, str(exc))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # A parser bug must quarantine one message, not stop the ingest of the rest.
+        log.exception("Parsing a message failed, so it is quarantined")
+        return _unparsed(QuarantineCode.READER_ERROR, f"{type(exc).__name__}: {exc}")
 
     context = _ReadContext(rules_for(profile), trust, limits)
     try:
