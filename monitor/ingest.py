@@ -161,6 +161,8 @@ class Ingestor:
                     continue
                 self._record_message(session, kept, now, counts)
                 recorded.add(kept.sha256)
+            session.flush()
+            crash_point(Step.LEDGER_RECORDED)
             if cursor is not None:
                 self._move_cursor(session, cursor, now)
             session.flush()
@@ -212,7 +214,7 @@ class Ingestor:
             header_date=reading.date,
             stored_at=now,
             classification=reading.classification,
-            quarantine_reason=_quarantine_reason(reading),
+            quarantine_reason=quarantine_reason(reading),
             read_at=now,
         )
         session.add(row)
@@ -273,7 +275,8 @@ class Ingestor:
         )
 
 
-def _quarantine_reason(reading: MessageReading) -> str | None:
+def quarantine_reason(reading: MessageReading) -> str | None:
+    """Return the ledger's quarantine reason, ``code: detail``, or None when not quarantined."""
     if reading.quarantine_code is None:
         return None
     if reading.quarantine_detail:

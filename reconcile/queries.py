@@ -43,6 +43,7 @@ class SendView:
     smtp_code: str | None
     smtp_detail: str | None
     evidence_reason: str | None
+    trust_reasons: str | None = None
 
 
 def _send_query(project: ProjectView, as_of: datetime):  # type: ignore[no-untyped-def]
@@ -56,6 +57,7 @@ def _send_query(project: ProjectView, as_of: datetime):  # type: ignore[no-untyp
             Evidence.smtp_code,
             Evidence.smtp_detail,
             Evidence.reason,
+            Evidence.trust_reasons,
         )
         .outerjoin(Evidence, Evidence.id == Send.evidence_id)
         .where(Send.project == project.code, Send.sent_at <= as_of)
@@ -119,6 +121,7 @@ def _send_view(row, project: ProjectView) -> SendView:  # type: ignore[no-untype
         smtp_code=row.smtp_code,
         smtp_detail=row.smtp_detail,
         evidence_reason=row.reason,
+        trust_reasons=row.trust_reasons,
     )
 
 

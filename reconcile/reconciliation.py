@@ -261,6 +261,34 @@ def _match_recipientless(
     return result
 
 
+def release_evidence(session: Session, evidence_ids: list[int]) -> None:
+    """Unlink every send from the evidence ``evidence_ids``, before that evidence is deleted.
+
+    The sends become open again, and ambiguity that named this evidence is forgotten, so the
+    next reconciliation pass judges them afresh.
+    """
+    if not evidence_ids:
+        return
+    candidate_sends = select(MatchCandidate.send_id).where(
+        MatchCandidate.evidence_id.in_(evidence_ids)  # type: ignore[attr-defined]
+    )
+    session.execute(
+        update(Send)
+        .where(Send.id.in_(candidate_sends))  # type: ignore[union-attr]
+        .values(candidates=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(MatchCandidate).where(MatchCandidate.evidence_id.in_(evidence_ids))  # type: ignore[attr-defined]
+    )
+    session.execute(
+        update(Send)
+        .where(Send.evidence_id.in_(evidence_ids))  # type: ignore[union-attr]
+        .values(evidence_id=None, match_rule=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def update_states(session: Session, project: ProjectView, as_of: datetime, now: datetime) -> int:
     """Store each send's state at ``as_of``; return how many sends changed state."""
     new_state = state_expression(as_of, project.missing_after)
