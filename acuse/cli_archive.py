@@ -1,4 +1,4 @@
-"""``acuse archive verify``: re-hash every archived message the ledger knows, report the bad ones.
+"""``acuse archive verify``: re-hash every archived message the ledger names, report bad ones.
 
 Exits with 1 when a file is missing or altered. Files that no ledger row names (left by a
 crash between the archive write and the ledger commit, for a message that later vanished from

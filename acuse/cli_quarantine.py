@@ -1,8 +1,8 @@
 """``acuse quarantine`` lists the messages that could not be read; ``acuse reprocess`` retries them.
 
 Reprocessing reads a message again from the archive with the current configuration, so it is
-the step after a fix or a configuration change (a raised limit, new trust roots), and then
-reconciles the projects it touched so that send states follow at once.
+the step after a fix or a configuration change (a raised limit, new trust roots). It then
+reconciles the projects it touched, so that send states follow at once.
 """
 
 from typing import Any

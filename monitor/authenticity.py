@@ -1,14 +1,14 @@
 """The Trust stage: run the authenticity checks on evidence and judge them by the provider's policy.
 
 Three checks apply to each piece of evidence: DKIM of the provider message that carried it
-(``monitor.dkim_check``), the signature of its certificate PDF (``monitor.pdf_signature``;
-not applicable to a notice without PDF) and the cross-checks of the certificate against its
-email (``monitor.cross_checks``). ``verify_dkim`` and ``verify_signature`` set the policy of
-the first two; the cross-checks follow the stricter of the two.
+(``monitor.dkim_check``), the signature of its certificate PDF (``monitor.pdf_signature``)
+and the cross-checks of the certificate against its email (``monitor.cross_checks``). A
+notice without a PDF has no signature to check. ``verify_dkim`` and ``verify_signature`` set
+the policy of the first two, and the cross-checks follow the stricter of the two.
 
-The verdict: UNVERIFIED when a check under ``require`` failed or found no signature, so the
-evidence never certifies a send; WARNING when only checks under ``warn`` did; UNCHECKED when
-every check is off; VERIFIED otherwise.
+The verdict is UNVERIFIED when a check under ``require`` failed or found no signature, so the
+evidence never certifies a send. It is WARNING when only checks under ``warn`` did, UNCHECKED
+when every check is off, and VERIFIED otherwise.
 """
 
 from dataclasses import dataclass
@@ -64,10 +64,6 @@ class TrustContext:
         if self.signature_policy is VerifyPolicy.OFF:
             return SignatureVerdict(CheckResult.OFF)
         return verify_pdf_signature(pdf, self.signature_trust)
-
-    @property
-    def checks_signatures(self) -> bool:
-        return self.signature_policy is not VerifyPolicy.OFF
 
     def judge(
         self, dkim: DkimVerdict, signature: SignatureVerdict, cross_problems: list[str]

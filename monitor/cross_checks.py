@@ -28,7 +28,7 @@ _RCPT_TO = re.compile(r"RCPT\s+TO:\s*<([^<>\s]+)>", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class CertificateClaims:
-    """What a certificate says, as far as the cross-checks compare it."""
+    """The values a certificate prints that the cross-checks compare."""
 
     recipient: str | None
     subject: str | None
@@ -39,7 +39,7 @@ class CertificateClaims:
 
 @dataclass(frozen=True)
 class EmailContext:
-    """What the evidence email around the certificate says."""
+    """The headers of the evidence email around the certificate."""
 
     subject: str | None
     date: datetime | None

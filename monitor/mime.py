@@ -34,6 +34,7 @@ from html.parser import HTMLParser
 from config.errors import AcuseError
 from config.settings import ReadingLimits
 from monitor.limits import check_structure
+from monitor.provider import collapse_whitespace
 from monitor.timestamps import parse_printed_time
 
 MAX_FORWARD_DEPTH = 4
@@ -109,7 +110,7 @@ class ParsedMessage:
         """The message's bytes: as received, or serialized again for a forwarded part.
 
         A message forwarded inline was parsed as a part of the outer one, so its bytes are
-        rebuilt with CRLF line ends; header folding may differ from the original, which
+        rebuilt with CRLF line ends. Header folding may then differ from the original, which
         relaxed DKIM canonicalization tolerates. Returns ``b""`` when serializing fails.
         """
         if self.raw is not None:
@@ -274,7 +275,8 @@ def _encoded_forward_bytes(part: Message) -> bytes:
     decode it and finds a message without headers. Some clients base64-encode it anyway.
     """
     text = "".join(str(child.get_payload()) for child in _children(part))
-    data = text.encode("ascii", "surrogateescape")
+    # Raw 8-bit bytes come back as surrogates or, after re-serializing, as characters.
+    data = text.encode("utf-8", "surrogateescape")
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if encoding == "base64":
         try:
@@ -431,7 +433,7 @@ def parse_header_date(value: object) -> datetime | None:
     text = _header_str(value)
     if not text:
         return None
-    text = collapse_spaces(text)
+    text = collapse_whitespace(text)
     if _has_standard_zone(text):
         try:
             parsed = parsedate_to_datetime(text)
@@ -442,11 +444,6 @@ def parse_header_date(value: object) -> datetime | None:
                 parsed = parsed.replace(tzinfo=UTC)
             return parsed.astimezone(UTC)
     return parse_printed_time(text, UTC)
-
-
-def collapse_spaces(text: str) -> str:
-    """Replace every run of whitespace with one space and strip both ends."""
-    return " ".join(text.split())
 
 
 def _has_standard_zone(text: str) -> bool:

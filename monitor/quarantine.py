@@ -3,7 +3,7 @@
 Reprocessing reads a message's raw bytes back from the archive (checking their hash), reads
 them with the current code, profile and limits, and replaces the message's classification
 and evidence in one transaction. Evidence that the new reading still finds keeps its row, and
-so its link to a send, and gets the new fields and trust verdict; evidence that the new
+so its link to a send, and gets the new fields and trust verdict. Evidence that the new
 reading no longer finds is first released by the caller's ``release`` function (reconcile
 unlinks its sends) and then deleted. A certificate that another message of the project
 already recorded is not inserted twice, as in the ingest.
@@ -51,7 +51,7 @@ class QuarantinedMessage:
 
 @dataclass(frozen=True)
 class ReprocessResult:
-    """What reading one stored message again changed."""
+    """The changes that reading one stored message again made."""
 
     message_id: int
     project: str
@@ -165,11 +165,13 @@ def _replace_reading(
         .all()
     }
     updated, unmatched = _update_kept(session, existing, reading.evidence)
-    gone = [row.id for key, row in existing.items() if key not in updated and row.id is not None]
-    if gone:
-        release(session, gone)
+    removed_ids = [
+        row.id for key, row in existing.items() if key not in updated and row.id is not None
+    ]
+    if removed_ids:
+        release(session, removed_ids)
         for row in existing.values():
-            if row.id in gone:
+            if row.id in removed_ids:
                 session.delete(row)
         session.flush()
 
@@ -184,7 +186,7 @@ def _replace_reading(
         reason=stored.quarantine_reason,
         added=added,
         updated=len(updated),
-        removed=len(gone),
+        removed=len(removed_ids),
     )
 
 
@@ -208,7 +210,7 @@ def _update_kept(
 
 
 def _record_key(record: EvidenceRecord | Evidence) -> _EvidenceKey:
-    """The identity of a piece of evidence within its message: its certificate id, if any."""
+    """Return the identity of evidence within its message: its certificate id, if it has one."""
     if record.certificate_id:
         return ("certificate", record.certificate_id)
     return (record.source, record.kind.value, record.attachment_sha256, record.recipient)

@@ -6,8 +6,8 @@ in its own process. A ``ReaderPool`` starts ``[limits] workers`` processes
 start-up cost is paid once per pool, not per message. The limits:
 
 - CPU time: before each message the worker sets its soft ``RLIMIT_CPU`` to the CPU time it
-  has used plus ``cpu_seconds``. The kernel then sends SIGXCPU, whose handler stops the read;
-  the worker answers with the limit named and goes on with the next message.
+  has used plus ``cpu_seconds``. The kernel then sends SIGXCPU, whose handler stops the read.
+  The worker replies with the limit named and goes on with the next message.
 - Memory: the worker sets ``RLIMIT_AS`` to its own size after start-up plus
   ``memory_bytes``. An allocation past it raises MemoryError; the worker answers with the
   limit named and exits, and the pool starts a fresh one.
@@ -175,7 +175,7 @@ class ReaderPool:
 
 
 class _Dispatch:
-    """One ``read_many`` call: hands tasks to idle workers and collects their answers."""
+    """One ``read_many`` call: hands tasks to idle workers and collects their replies."""
 
     def __init__(
         self, pool: ReaderPool, profile: ProviderProfile, messages: Sequence[tuple[str, bytes]]
@@ -210,8 +210,8 @@ class _Dispatch:
         try:
             _write_frame(worker.stdin, (self.profile_key, profile, task.raw))
         except OSError:
-            # The worker gave up while receiving the message (it ran out of memory, say);
-            # its answer, or its exit status, says why.
+            # The worker gave up while receiving the message (it ran out of memory, say).
+            # Its reply, or its exit status, tells why.
             self._answer(worker)
             return
         worker.profiles.add(self.profile_key)
@@ -257,8 +257,10 @@ class _Dispatch:
             return reading
         if status == "limit":
             limit, detail = payload
+            log.warning("message past a reader limit", extra={"key": task.key, "limit": limit})
             code = QuarantineCode.LIMIT_EXCEEDED
             return _with_headers(code, f"{limit}: {detail}", task.raw, self.pool.limits)
+        log.error("reader failed on a message", extra={"key": task.key, "error": payload})
         return _with_headers(QuarantineCode.READER_ERROR, str(payload), task.raw, self.pool.limits)
 
     def _crashed(self, worker: _Worker, task: _Task) -> MessageReading:
@@ -281,7 +283,7 @@ class _Dispatch:
         assert task is not None
         limits = self.pool.limits
         log.warning(
-            "reader worker did not answer in time, so it is replaced",
+            "reader worker timed out, so it is replaced",
             extra={"pid": worker.process.pid, "wall_seconds": limits.wall_seconds},
         )
         detail = f"{Limit.WALL_SECONDS.value}: no answer within {limits.wall_seconds:g} s"
@@ -295,7 +297,7 @@ class _Dispatch:
 def _with_headers(
     code: QuarantineCode, detail: str, raw: bytes, limits: ReadingLimits
 ) -> MessageReading:
-    """A quarantine reading that keeps From, Subject, Date and Message-ID when they parse.
+    """Build a quarantine reading that keeps From, Subject, Date and Message-ID when they parse.
 
     Only the header section is parsed, and only when it is within ``max_header_bytes``, so
     the parent process never walks a hostile body.
@@ -386,7 +388,7 @@ def _close_pools() -> None:
 
 
 def _serve(limits: ReadingLimits) -> None:
-    """Answer read requests until standard input closes."""
+    """Reply to read requests until standard input closes."""
     requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

@@ -138,9 +138,9 @@ class _ResponseScanner:
         position = 0
         while position < len(data):
             if self._literal_left:
-                taken = min(self._literal_left, len(data) - position)
-                self._literal_left -= taken
-                position += taken
+                skipped = min(self._literal_left, len(data) - position)
+                self._literal_left -= skipped
+                position += skipped
                 continue
             newline = data.find(b"\n", position)
             if newline < 0:

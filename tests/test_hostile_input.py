@@ -1,6 +1,6 @@
 """Malformed and hostile input: each case is read or quarantined within its limits, never a crash.
 
-Every input is small and synthetic. A case that must be read asserts what was read; a case
+Every input is small and synthetic. A case that must be read asserts what was read. A case
 that must be quarantined asserts the reason, and for a ceiling, the limit named.
 """
 
@@ -170,6 +170,23 @@ def test_unusual_date_headers_read(header: str, expected: datetime) -> None:
 
 def test_unreadable_date_is_none() -> None:
     assert parse_header_date("el martes pasado") is None
+
+
+def test_forwarded_part_with_8bit_body_read() -> None:
+    # Found by test_fuzz: a message/rfc822 part of raw 8-bit bytes inside nested multiparts.
+    nested = b'\r\n--b\r\nContent-Type: multipart/mixed; boundary="b"\r\n'
+    raw = provider_message(
+        [b"Subject: Correo certificado: x", b'Content-Type: multipart/mixed; boundary="b"'],
+        b'--b\r\nContent-Type: multipart/mixed; boundary="b"\r\n'
+        + nested
+        + b"\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\xc2\x80\r\n--b--\r\n\r\n--b--\r\n",
+    )
+
+    parsed = parse_message(raw)
+    reading = read(raw)
+
+    assert parsed.subject == "Correo certificado: x"
+    assert reading.quarantine_code is QuarantineCode.NO_CERTIFICATE
 
 
 def test_content_type_of_20_kb_read() -> None:

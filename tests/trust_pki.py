@@ -3,8 +3,8 @@
 Everything is generated once per test session with cryptography and never leaves the test
 run. ``ca`` issues the provider's signing and time-stamping certificates; ``rogue_ca`` is a
 second CA that no configuration trusts, for forgeries that look right but chain elsewhere.
-The DKIM key signs as ``lleida.net`` with selector ``acuse2026``; ``rogue_dkim`` is another
-key under the same name, as a forger who cannot publish DNS records would use.
+The DKIM key signs as ``lleida.net`` with selector ``acuse2026``. ``rogue_dkim`` is another
+key under the same name, the kind a forger who cannot publish DNS records would use.
 """
 
 import base64
