@@ -19,6 +19,7 @@ from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _
 from config.secrets import read_secret
 from config.settings import ProjectView, Settings
+from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
 
 EXIT_USAGE = 2
@@ -82,6 +83,18 @@ def _check_database(app: AppContext) -> str:
     )
 
 
+def _check_trust(project: ProjectView) -> str:
+    context = trust_context_for(project.provider)
+    return _(
+        "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificates."
+    ).format(
+        project=project.code,
+        dkim=context.dkim_policy.value,
+        signature=context.signature_policy.value,
+        roots=format_count(len(context.signature_trust.roots)),
+    )
+
+
 def _check_mailbox_secret(settings: Settings, project: ProjectView) -> str:
     mailbox_password(settings, project)
     return _("{project}: the mailbox password file is readable.").format(project=project.code)
@@ -116,6 +129,7 @@ def check_configuration(app: AppContext, live: bool) -> None:
     _run(tally, False, partial(_check_database, app))
 
     for project in app.projects():
+        _run(tally, False, partial(_check_trust, project))
         if project.settings.mailbox is None:
             _report(
                 True,

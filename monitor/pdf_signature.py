@@ -84,7 +84,7 @@ class SignatureTrust:
 
 def _load_roots(path: Path) -> list[asn1_x509.Certificate]:
     try:
-        certificates = list(load_certs_from_pemder([str(path)]))
+        certificates = list(load_certs_from_pemder([str(path)]))  # type: ignore[no-untyped-call]
     except (OSError, ValueError) as exc:
         message = _(
             "Cannot read the trust root file {path}: {error}. Check trust_roots in the "
@@ -163,7 +163,7 @@ def _trust_problems(status: PdfSignatureStatus, signer: str, trust: SignatureTru
         problems.append("no trust_roots are configured, so the signer cannot be trusted")
     elif not status.trusted:
         indication = status.trust_problem_indic
-        detail = f" ({indication.name})" if indication is not None else ""
+        detail = f" ({getattr(indication, 'name', indication)})" if indication is not None else ""
         problems.append(f"the signer {signer} does not chain to a trust root{detail}")
     if trust.signer_pattern is not None and not trust.signer_pattern.search(signer):
         problems.append(f"the signer {signer} does not match signer_pattern")
