@@ -105,7 +105,8 @@ def test_reprocess_twice_changes_nothing(tmp_path: Path) -> None:
         assert connection.execute("SELECT count(*) FROM evidence").fetchone() == (2,)
 
 
-def test_reprocess_with_trust_roots_unverifies(tmp_path: Path) -> None:
+def certified_then_trusted(tmp_path: Path) -> tuple[Path, list[dict[str, object]]]:
+    """Certify a send with unsigned evidence, then configure trust roots; return the sends."""
     config = write_config(tmp_path)
     send_log = write_csv(
         tmp_path / "envios.csv",
@@ -127,6 +128,11 @@ dkim_dns = false
 "{DKIM_RECORD_NAME}" = "{invented_pki().dkim.record}"
 """,
     )
+    return config, before
+
+
+def test_reprocess_with_trust_roots_unverifies(tmp_path: Path) -> None:
+    config, before = certified_then_trusted(tmp_path)
 
     result = run_acuse(config, "reprocess", "1")
 
@@ -136,6 +142,20 @@ dkim_dns = false
     assert after[0]["state"] == "unverified"
     assert after[0]["evidence_id"] == before[0]["evidence_id"]
     assert "DKIM: the message has no DKIM signature" in str(after[0]["reason"])
+
+
+def test_show_names_failed_checks(tmp_path: Path) -> None:
+    config, before = certified_then_trusted(tmp_path)
+    run_acuse(config, "reprocess", "1")
+
+    result = run_acuse(config, "show", str(before[0]["send_id"]), "--format", "json")
+
+    assert result.returncode == 0, result.stderr
+    evidence = json.loads(result.stdout)[0]["evidence"]
+    assert evidence["trust_verdict"] == "unverified"
+    assert evidence["dkim_result"] == "none"
+    assert evidence["signature_result"] == "none"
+    assert "PDF signature: the PDF carries no signature" in evidence["trust_reasons"]
 
 
 def sends(config: Path) -> list[dict[str, object]]:
