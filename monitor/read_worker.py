@@ -22,6 +22,7 @@ closes, so it never outlives its parent.
 """
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import math
@@ -326,13 +327,13 @@ def _with_headers(
 
 
 def _stop(worker: _Worker, grace: float = 2.0) -> None:
+    """Close the worker's input so it exits, wait up to ``grace`` seconds, then kill it."""
     process = worker.process
-    if process.poll() is None:
-        try:
-            worker.stdin.close()
-            process.wait(timeout=grace) if grace else None
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    with contextlib.suppress(OSError):
+        worker.stdin.close()
+    if grace and process.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
     if process.poll() is None:
         process.kill()
         process.wait()
