@@ -24,7 +24,7 @@ from monitor.quarantine import (
     quarantined_ids,
     reprocess_message,
 )
-from monitor.read_worker import shared_reader_pool
+from monitor.reader_pool import shared_reader_pool
 from reconcile.reconciliation import reconcile_project, release_evidence, subject_normalizer
 
 

@@ -4,7 +4,7 @@ For every batch a source yields, in this order:
 
 1. ``keep_raw``: write every message to the archive and fsync it (``Archive.store`` + ``sync``);
 2. ``read_new``: read the messages that the ledger does not have yet, in the worker processes of
-   ``monitor.read_worker`` under the CPU-time and memory ceilings of ``[limits]`` (parsing
+   ``monitor.reader_pool`` under the CPU-time and memory ceilings of ``[limits]`` (parsing
    happens outside any database transaction, so a slow PDF never holds the write lock);
 3. ``record``: one transaction inserts the ledger rows and their evidence and moves the IMAP cursor.
 
@@ -34,7 +34,7 @@ from monitor.models import (
     StoredMessage,
     TrustVerdict,
 )
-from monitor.read_worker import MessageReader, shared_reader_pool
+from monitor.reader_pool import MessageReader, shared_reader_pool
 from monitor.reading import EvidenceRecord, MessageReading
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from monitor.archive import Archive
 from monitor.crashpoints import Step, crash_point
 from monitor.ingest import fill_evidence, quarantine_reason, record_evidence
 from monitor.models import Evidence, MessageClass, StoredMessage
-from monitor.read_worker import MessageReader
+from monitor.reader_pool import MessageReader
 from monitor.reading import EvidenceRecord, MessageReading
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from config.settings import ReadingLimits, project_view, settings_from_mapping
 from monitor.archive import Archive
 from monitor.ingest import IncomingMessage, Ingestor
 from monitor.models import MessageClass, StoredMessage
-from monitor.read_worker import InProcessReader, ReaderPool, shared_reader_pool
+from monitor.reader_pool import InProcessReader, ReaderPool, shared_reader_pool
 from monitor.reading import QuarantineCode
 from tests.evidence_factory import PROVIDER_FROM, PdfFile, evidence_email, lleida_profile
 
