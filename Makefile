@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench catalogs clean
+.PHONY: install demo test fuzz lint bench catalogs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	@command -v dovecot >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/python benchmarks/ingest.py
+
+# Property-based fuzzing of the MIME walker, the certificate text parser and the send-log
+# reader with far more examples than `make test` runs; expect tens of minutes.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz ACUSE_FUZZ_MUTATIONS=2000 $(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

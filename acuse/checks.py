@@ -21,6 +21,7 @@ from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _
 from config.secrets import read_secret
 from config.settings import MailboxAuth, ProjectView, Settings
+from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
 from monitor.oauth2_flows import flow_for_mailbox
 from reconcile.alert_delivery import smtp_password
@@ -101,6 +102,18 @@ def _check_database(app: AppContext) -> str:
     database = app.database
     return _("Database {url} is reachable and its schema is current.").format(
         url=database.engine.url.render_as_string(hide_password=True)
+    )
+
+
+def _check_trust(project: ProjectView) -> str:
+    context = trust_context_for(project.provider)
+    return _(
+        "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificates."
+    ).format(
+        project=project.code,
+        dkim=context.dkim_policy.value,
+        signature=context.signature_policy.value,
+        roots=format_count(len(context.signature_trust.roots)),
     )
 
 
@@ -218,6 +231,7 @@ def check_configuration(app: AppContext, live: bool) -> None:
     _run(tally, False, partial(_check_database, app))
 
     for project in app.projects():
+        _run(tally, False, partial(_check_trust, project))
         if project.settings.mailbox is None:
             _report(
                 True,

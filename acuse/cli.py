@@ -17,7 +17,16 @@ from typing import Any, NoReturn
 
 import click
 
-from acuse import cli_alerts, cli_daemon, cli_pipeline, cli_queries, cli_status, demo
+from acuse import (
+    cli_alerts,
+    cli_archive,
+    cli_daemon,
+    cli_pipeline,
+    cli_quarantine,
+    cli_queries,
+    cli_status,
+    demo,
+)
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
@@ -146,6 +155,8 @@ def build_cli() -> click.Group:
     cli_status.register(cli)
     cli_alerts.register(cli)
     cli_daemon.register(cli)
+    cli_quarantine.register(cli)
+    cli_archive.register(cli)
     demo.register(cli)
     return cli
 

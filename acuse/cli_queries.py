@@ -226,6 +226,13 @@ def _evidence_record(
         "attachment_name": evidence.attachment_name,
         "message_sha256": message.sha256,
         "message_location": message.location,
+        "trust_verdict": evidence.trust_verdict.value,
+        "dkim_result": evidence.dkim_result.value,
+        "dkim_domain": evidence.dkim_domain,
+        "signature_result": evidence.signature_result.value,
+        "signature_signer": evidence.signature_signer,
+        "cross_check_result": evidence.cross_check_result.value,
+        "trust_reasons": evidence.trust_reasons.splitlines() if evidence.trust_reasons else [],
     }
 
 
@@ -239,6 +246,8 @@ def _evidence_fields(
         (_("Content hash"), evidence.content_hash),
         (_("Certificate file"), evidence.attachment_name),
         (_("Archived message"), message.sha256),
+        (_("Authenticity"), evidence.trust_verdict.value),
+        (_("Authenticity problems"), "; ".join((evidence.trust_reasons or "").splitlines())),
     ]
 
 

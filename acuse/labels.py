@@ -72,6 +72,8 @@ def send_reason(view: SendView, zone: ZoneInfo, translate: Translate = _) -> str
     """
     locale = current_locale() if translate is _ else "en"
     detail = failure_detail(view.smtp_code, view.smtp_detail, view.evidence_reason)
+    if view.state is SendState.UNVERIFIED and view.trust_reasons:
+        detail = "; ".join(view.trust_reasons.splitlines())
     candidates = (view.candidates or "").split(",")
     return translate(_REASON_TEMPLATES[view.state]).format(
         certificate=view.certificate_id or "?",

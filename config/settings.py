@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -655,8 +656,45 @@ class ProviderLabels(_Section):
     reason: list[str]
 
 
+class VerifyPolicy(StrEnum):
+    """What a failed authenticity check does to the evidence it concerns."""
+
+    REQUIRE = "require"  # the evidence is unverified and never certifies a send
+    WARN = "warn"  # the failure is recorded, and the evidence still counts
+    OFF = "off"  # the check does not run
+
+
+def _check_dkim_keys(value: dict[str, str]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for name, record in value.items():
+        folded = name.strip().lower().rstrip(".")
+        if "._domainkey." not in folded:
+            message = (
+                f"invalid DKIM key name {name!r}: write the DNS name of the key record, "
+                "selector._domainkey.domain, such as s2026._domainkey.lleida.net"
+            )
+            raise ValueError(message)
+        if "p=" not in record.replace(" ", ""):
+            message = (
+                f"invalid DKIM key record for {name!r}: paste the TXT record, "
+                '"v=DKIM1; k=rsa; p=MIIB..."'
+            )
+            raise ValueError(message)
+        keys[folded] = record
+    return keys
+
+
+DkimKeys = Annotated[dict[str, str], AfterValidator(_check_dkim_keys)]
+
+
 class ProviderProfile(_Section):
-    """What a certifying provider's evidence looks like. The values are data, not code."""
+    """What a certifying provider's evidence looks like. The values are data, not code.
+
+    The trust keys decide how evidence is authenticated: ``verify_dkim`` and
+    ``verify_signature`` default to ``require`` once ``trust_roots`` names a PEM file and to
+    ``warn`` before. ``dkim_keys`` pins key records by their DNS name, so that verification
+    needs no DNS; with ``dkim_dns`` false no key is ever looked up in DNS.
+    """
 
     name: str
     sender_domains: list[str]
@@ -667,11 +705,66 @@ class ProviderProfile(_Section):
     failure_patterns: list[Regex]
     subject_prefixes: list[Regex]
     labels: ProviderLabels
+    verify_dkim: VerifyPolicy | None = None
+    verify_signature: VerifyPolicy | None = None
+    trust_roots: list[Path] = Field(default_factory=list)
+    signer_pattern: Regex | None = None
+    require_timestamp: bool = False
+    dkim_keys: DkimKeys = Field(default_factory=dict)
+    dkim_dns: bool = True
+    dns_timeout: Duration = timedelta(seconds=5)
 
     @field_validator("sender_domains")
     @classmethod
     def _lowercase_domains(cls, value: list[str]) -> list[str]:
         return [domain.strip().lower().strip(".") for domain in value]
+
+    @field_validator("dns_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            message = f"dns_timeout must be positive, not {value}"
+            raise ValueError(message)
+        return value
+
+    @property
+    def dkim_policy(self) -> VerifyPolicy:
+        """``verify_dkim``, or its default: require with trust roots, warn without."""
+        return self.verify_dkim or self._default_policy()
+
+    @property
+    def signature_policy(self) -> VerifyPolicy:
+        """``verify_signature``, or its default: require with trust roots, warn without."""
+        return self.verify_signature or self._default_policy()
+
+    def _default_policy(self) -> VerifyPolicy:
+        return VerifyPolicy.REQUIRE if self.trust_roots else VerifyPolicy.WARN
+
+
+_MIB = 1024 * 1024
+
+
+class ReadingLimits(_Section):
+    """Ceilings on one message, checked before and while it is read, and on the reader process.
+
+    A message past a size or structure limit is quarantined with the limit named. The reader
+    runs in worker processes with ``cpu_seconds`` of CPU time per message and ``memory_bytes``
+    of memory above the worker's own footprint. A worker that stays silent for ``wall_seconds``
+    is stopped and replaced.
+    """
+
+    # Lleida.net accepts sends up to 20 MB; base64 adds a third, and a forward wraps it again.
+    max_message_bytes: int = Field(default=40 * _MIB, ge=1024)
+    max_header_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_mime_parts: int = Field(default=500, ge=1)
+    max_nesting_depth: int = Field(default=16, ge=1)
+    max_pdf_bytes: int = Field(default=30 * _MIB, ge=1024)
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    max_decompressed_bytes: int = Field(default=100 * _MIB, ge=1024)
+    cpu_seconds: int = Field(default=20, ge=1)
+    memory_bytes: int = Field(default=1024 * _MIB, ge=16 * _MIB)
+    wall_seconds: float = Field(default=120.0, gt=0)
+    workers: int = Field(default=1, ge=1, le=32)
 
 
 def _builtin_provider(name: str) -> dict[str, Any]:
@@ -726,6 +819,7 @@ class Settings(BaseSettings):
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    limits: ReadingLimits = Field(default_factory=ReadingLimits)
     providers: dict[str, ProviderProfile] = Field(default_factory=dict)
     projects: list[ProjectSettings] = Field(default_factory=list)
     smtp: SmtpSettings | None = None
@@ -825,7 +919,8 @@ class ProjectView:
     def __init__(self, project: ProjectSettings, settings: Settings) -> None:
         self.settings = project
         self._defaults = settings.defaults
-        self.provider = settings.providers[project.provider]
+        self.limits = settings.limits
+        self.provider = _with_resolved_paths(settings.providers[project.provider], settings)
 
     @property
     def code(self) -> str:
@@ -881,6 +976,14 @@ class ProjectView:
         if mailbox is not None and mailbox.timeout is not None:
             return mailbox.timeout
         return self._defaults.imap_timeout
+
+
+def _with_resolved_paths(profile: ProviderProfile, settings: Settings) -> ProviderProfile:
+    """Return ``profile`` with its trust roots resolved against the configuration's folder."""
+    if not profile.trust_roots:
+        return profile
+    roots = [settings.resolve_path(path) for path in profile.trust_roots]
+    return profile.model_copy(update={"trust_roots": roots})
 
 
 def project_view(settings: Settings, code: str) -> ProjectView:

@@ -237,6 +237,7 @@ class Archive:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(raw)
                 handle.flush()
+                crash_point(Step.ARCHIVE_WRITTEN)
                 os.fchmod(handle.fileno(), FILE_MODE)
                 os.fsync(handle.fileno())
             crash_point(Step.ARCHIVE_TEMP_WRITTEN)

@@ -2,8 +2,12 @@
 
 Setting ``ACUSE_CRASH_AT=STEP`` or ``ACUSE_CRASH_AT=STEP:N`` makes the process exit at once
 (``os._exit``, no cleanup, as if killed) the Nth time it reaches STEP (the first time without N).
-The tests use it to stop acuse between any two durable steps and prove that a restart loses and
+STEP is the step's number or its name, so ``3`` and ``archive.renamed`` are the same point. The
+tests use it to stop acuse between any two durable steps and prove that a restart loses and
 duplicates nothing. Without the variable, a crash point costs one dictionary lookup.
+
+acuse never flags, moves or expunges anything on the IMAP server, so no step follows the
+ledger commit there.
 """
 
 import os
@@ -14,20 +18,35 @@ CRASH_EXIT_CODE = 86
 
 
 class Step(StrEnum):
-    """The durable steps of ingesting a message, in the order they happen."""
+    """The durable steps of ingesting and reprocessing a message, in the order they happen."""
 
-    ARCHIVE_TEMP_WRITTEN = "archive.temp_written"
-    ARCHIVE_RENAMED = "archive.renamed"
-    ARCHIVE_SYNCED = "archive.synced"
-    LEDGER_BEFORE_COMMIT = "ledger.before_commit"
+    ARCHIVE_WRITTEN = "archive.written"  # bytes in the temp file, not yet fsynced
+    ARCHIVE_TEMP_WRITTEN = "archive.temp_written"  # temp file fsynced
+    ARCHIVE_RENAMED = "archive.renamed"  # temp file renamed to its final name
+    ARCHIVE_SYNCED = "archive.synced"  # every changed folder fsynced
+    LEDGER_RECORDED = "ledger.recorded"  # message and evidence rows written, not committed
+    LEDGER_BEFORE_COMMIT = "ledger.before_commit"  # cursor moved too, not committed
     LEDGER_COMMITTED = "ledger.committed"
+    REPROCESS_BEFORE_COMMIT = "reprocess.before_commit"  # new reading written, not committed
+    REPROCESS_COMMITTED = "reprocess.committed"
+
+    @property
+    def number(self) -> int:
+        """The step's position, from 1."""
+        return list(Step).index(self) + 1
+
+
+def _step_name(text: str) -> str:
+    if text.isdigit() and 1 <= int(text) <= len(Step):
+        return list(Step)[int(text) - 1].value
+    return text
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
     if not value:
         return None
     step, _separator, count = value.partition(":")
-    return step.strip(), int(count) if count else 1
+    return _step_name(step.strip()), int(count) if count else 1
 
 
 _target = _parse(os.environ.get(CRASH_ENV))

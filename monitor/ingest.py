@@ -3,8 +3,9 @@
 For every batch a source yields, in this order:
 
 1. ``keep_raw``: write every message to the archive and fsync it (``Archive.store`` + ``sync``);
-2. ``read_new``: read the messages that the ledger does not have yet (parsing happens outside any
-   database transaction, so a slow PDF never holds the write lock);
+2. ``read_new``: read the messages that the ledger does not have yet, in the worker processes of
+   ``monitor.reader_pool`` under the CPU-time and memory ceilings of ``[limits]`` (parsing
+   happens outside any database transaction, so a slow PDF never holds the write lock);
 3. ``record``: one transaction inserts the ledger rows and their evidence and moves the IMAP cursor.
 
 A crash between any two steps loses nothing. The cursor only moves in the transaction that
@@ -23,9 +24,18 @@ from sqlmodel import Session, col
 from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.archive import Archive
+from monitor.authenticity import Authenticity, trust_context_for
 from monitor.crashpoints import Step, crash_point
-from monitor.models import Evidence, MailboxCursor, MessageClass, StoredMessage
-from monitor.reading import MessageReading, read_message
+from monitor.models import (
+    CheckResult,
+    Evidence,
+    MailboxCursor,
+    MessageClass,
+    StoredMessage,
+    TrustVerdict,
+)
+from monitor.reader_pool import MessageReader, shared_reader_pool
+from monitor.reading import EvidenceRecord, MessageReading
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +95,24 @@ def load_cursor(database: Database, project: str, folder: str) -> MailboxCursor 
 
 
 class Ingestor:
-    """Runs the pipeline for one project; each call to ``ingest_batch`` is one transaction."""
+    """Runs the pipeline for one project; each call to ``ingest_batch`` is one transaction.
 
-    def __init__(self, database: Database, archive: Archive, project: ProjectView) -> None:
+    ``reader`` defaults to the process-wide worker pool for the project's ``[limits]``.
+    Raises monitor.pdf_signature.TrustRootError when the provider's trust roots cannot be read.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        archive: Archive,
+        project: ProjectView,
+        reader: MessageReader | None = None,
+    ) -> None:
         self.database = database
         self.archive = archive
         self.project = project
+        self.reader = reader or shared_reader_pool(project.limits)
+        trust_context_for(project.provider)
 
     def ingest_batch(
         self, messages: list[IncomingMessage], cursor: CursorMove | None = None
@@ -120,13 +142,13 @@ class Ingestor:
 
     def read_new(self, batch: list[_Kept]) -> None:
         known = self._known_hashes({kept.sha256 for kept in batch})
-        read: dict[str, MessageReading] = {}
+        unread: dict[str, bytes] = {}
         for kept in batch:
-            if kept.sha256 in known:
-                continue
-            if kept.sha256 not in read:
-                read[kept.sha256] = read_message(kept.message.raw, self.project.provider)
-            kept.reading = read[kept.sha256]
+            if kept.sha256 not in known:
+                unread.setdefault(kept.sha256, kept.message.raw)
+        readings = self.reader.read_many(list(unread.items()), self.project.provider)
+        for kept in batch:
+            kept.reading = readings.get(kept.sha256)
 
     def record(self, batch: list[_Kept], cursor: CursorMove | None) -> IngestCounts:
         counts = IngestCounts(seen=len(batch))
@@ -139,6 +161,8 @@ class Ingestor:
                     continue
                 self._record_message(session, kept, now, counts)
                 recorded.add(kept.sha256)
+            session.flush()
+            crash_point(Step.LEDGER_RECORDED)
             if cursor is not None:
                 self._move_cursor(session, cursor, now)
             session.flush()
@@ -190,7 +214,7 @@ class Ingestor:
             header_date=reading.date,
             stored_at=now,
             classification=reading.classification,
-            quarantine_reason=_quarantine_reason(reading),
+            quarantine_reason=quarantine_reason(reading),
             read_at=now,
         )
         session.add(row)
@@ -254,7 +278,8 @@ class Ingestor:
         )
 
 
-def _quarantine_reason(reading: MessageReading) -> str | None:
+def quarantine_reason(reading: MessageReading) -> str | None:
+    """Return the ledger's quarantine reason, ``code: detail``, or None when not quarantined."""
     if reading.quarantine_code is None:
         return None
     if reading.quarantine_detail:
@@ -280,33 +305,59 @@ def record_evidence(
         if record.certificate_id and _certificate_known(session, project, record.certificate_id):
             duplicates += 1
             continue
-        session.add(
-            Evidence(
-                message_pk=message.id,
-                project=project.code,
-                provider=project.settings.provider,
-                kind=record.kind,
-                source=record.source,
-                certificate_id=record.certificate_id,
-                sender=record.sender,
-                recipient=record.recipient,
-                subject=record.subject,
-                original_message_id=record.original_message_id,
-                sent_at=record.sent_at,
-                delivered_at=record.delivered_at,
-                status_text=record.status_text,
-                smtp_code=record.smtp_code,
-                smtp_detail=record.smtp_detail,
-                reason=record.reason,
-                content_hash=record.content_hash,
-                attachment_name=record.attachment_name,
-                attachment_sha256=record.attachment_sha256,
-                raw_text=record.raw_text,
-                received_at=now,
-            )
+        evidence = Evidence(
+            message_pk=message.id,
+            project=project.code,
+            provider=project.settings.provider,
+            kind=record.kind,
+            source=record.source,
+            received_at=now,
         )
+        fill_evidence(evidence, record)
+        session.add(evidence)
         session.flush()
     return duplicates
+
+
+def fill_evidence(evidence: Evidence, record: EvidenceRecord) -> None:
+    """Copy what ``record`` read, and its authenticity checks, into the ``evidence`` row."""
+    evidence.kind = record.kind
+    evidence.source = record.source
+    evidence.certificate_id = record.certificate_id
+    evidence.sender = record.sender
+    evidence.recipient = record.recipient
+    evidence.subject = record.subject
+    evidence.original_message_id = record.original_message_id
+    evidence.sent_at = record.sent_at
+    evidence.delivered_at = record.delivered_at
+    evidence.status_text = record.status_text
+    evidence.smtp_code = record.smtp_code
+    evidence.smtp_detail = record.smtp_detail
+    evidence.reason = record.reason
+    evidence.content_hash = record.content_hash
+    evidence.attachment_name = record.attachment_name
+    evidence.attachment_sha256 = record.attachment_sha256
+    evidence.raw_text = record.raw_text
+    _fill_authenticity(evidence, record.authenticity)
+
+
+def _fill_authenticity(evidence: Evidence, authenticity: Authenticity | None) -> None:
+    if authenticity is None:
+        evidence.dkim_result = CheckResult.OFF
+        evidence.signature_result = CheckResult.OFF
+        evidence.cross_check_result = CheckResult.OFF
+        evidence.trust_verdict = TrustVerdict.UNCHECKED
+        evidence.trust_reasons = None
+        return
+    evidence.dkim_result = authenticity.dkim.result
+    evidence.dkim_domain = authenticity.dkim.domain
+    evidence.dkim_selector = authenticity.dkim.selector
+    evidence.signature_result = authenticity.signature.result
+    evidence.signature_signer = authenticity.signature.signer
+    evidence.signature_time = authenticity.signature.signed_at
+    evidence.cross_check_result = authenticity.cross_check
+    evidence.trust_verdict = authenticity.verdict
+    evidence.trust_reasons = "\n".join(authenticity.reasons) or None
 
 
 def _certificate_known(session: Session, project: ProjectView, certificate_id: str) -> bool:

@@ -32,6 +32,10 @@ from functools import cached_property
 from html.parser import HTMLParser
 
 from config.errors import AcuseError
+from config.settings import ReadingLimits
+from monitor.limits import check_structure
+from monitor.provider import collapse_whitespace
+from monitor.timestamps import parse_printed_time
 
 MAX_FORWARD_DEPTH = 4
 PDF_MAGIC = b"%PDF-"
@@ -48,6 +52,12 @@ _WINDOWS_1252_LABELS = frozenset(
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _LINE_BREAK = re.compile(r"\r?\n")
 _ENCODED_WORD = re.compile(r"=\?[^?]+\?[bqBQ]\?[^?]*\?=")
+# Zones that RFC 5322 section 4.3 defines and email.utils reads. Any other name after the time
+# (COT, CET) is read by monitor.timestamps, because email.utils takes it for UTC.
+_RFC5322_ZONES = frozenset({"UT", "UTC", "GMT", "Z", "EST", "EDT", "CST", "CDT", "MST", "MDT"})
+_RFC5322_ZONES |= {"PST", "PDT"}
+_NUMERIC_ZONE = re.compile(r"^[+-]\d{4}$")
+_WIRE_POLICY = compat32.clone(linesep="\r\n")
 
 
 class MalformedMessageError(AcuseError):
@@ -92,6 +102,25 @@ class ParsedMessage:
     attachments: tuple[Attachment, ...]
     forwarded: tuple["ParsedMessage", ...]
     defects: tuple[str, ...] = field(default=())
+    raw: bytes | None = field(default=None, repr=False, compare=False)
+    source: Message | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def wire_bytes(self) -> bytes:
+        """The message's bytes: as received, or serialized again for a forwarded part.
+
+        A message forwarded inline was parsed as a part of the outer one, so its bytes are
+        rebuilt with CRLF line ends. Header folding may then differ from the original, which
+        relaxed DKIM canonicalization tolerates. Returns ``b""`` when serializing fails.
+        """
+        if self.raw is not None:
+            return self.raw
+        if self.source is None:
+            return b""
+        try:
+            return self.source.as_bytes(policy=_WIRE_POLICY)
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            return b""
 
     @property
     def from_address(self) -> str | None:
@@ -116,24 +145,27 @@ class ParsedMessage:
             yield from inner.all_messages()
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+def parse_message(raw: bytes, limits: ReadingLimits | None = None) -> ParsedMessage:
     """Parse ``raw`` and decode every header, body and attachment it contains.
 
-    Raises MalformedMessageError when the bytes contain no header at all, or nest parts too
-    deeply for the parser.
+    With ``limits``, the part tree is checked before anything is decoded. Raises
+    MalformedMessageError when the bytes contain no header at all, or nest parts too deeply
+    for the parser, and monitor.limits.LimitExceeded when the tree is past a limit.
     """
     try:
         message = BytesParser(policy=compat32).parsebytes(raw)
         if not message.keys():
             detail = "no header lines found: the bytes are not an email message"
             raise MalformedMessageError(detail)
-        return _parsed(message, depth=0)
+        if limits is not None:
+            check_structure(message, limits)
+        return _parsed(message, depth=0, raw=raw)
     except RecursionError as exc:
         detail = "MIME parts are nested too deeply to parse"
         raise MalformedMessageError(detail) from exc
 
 
-def _parsed(message: Message, depth: int) -> ParsedMessage:
+def _parsed(message: Message, depth: int, raw: bytes | None = None) -> ParsedMessage:
     collector = _PartCollector(depth)
     collector.collect(message)
     return ParsedMessage(
@@ -148,6 +180,8 @@ def _parsed(message: Message, depth: int) -> ParsedMessage:
         attachments=tuple(collector.attachments),
         forwarded=tuple(collector.forwarded),
         defects=tuple(collector.defects),
+        raw=raw,
+        source=message if raw is None else None,
     )
 
 
@@ -241,7 +275,8 @@ def _encoded_forward_bytes(part: Message) -> bytes:
     decode it and finds a message without headers. Some clients base64-encode it anyway.
     """
     text = "".join(str(child.get_payload()) for child in _children(part))
-    data = text.encode("ascii", "surrogateescape")
+    # Raw 8-bit bytes come back as surrogates or, after re-serializing, as characters.
+    data = text.encode("utf-8", "surrogateescape")
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if encoding == "base64":
         try:
@@ -260,7 +295,7 @@ def _parse_attached_message(data: bytes, depth: int) -> ParsedMessage | None:
         return None
     if not message.keys():
         return None
-    return _parsed(message, depth)
+    return _parsed(message, depth, raw=data)
 
 
 def _body_text(part: Message) -> str:
@@ -354,8 +389,10 @@ def decode_filename(part: Message) -> str | None:
     """
     try:
         filename = part.get_filename()
-    except (LookupError, UnicodeError, ValueError):
-        filename = None
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        # TypeError: RFC 2231 continuations mixed with an unnumbered part (filename*0=...;
+        # filename*=...) make the standard library compare None with an int.
+        filename = _name_parameter(part)
     if filename is None:
         return None
 
@@ -363,6 +400,15 @@ def decode_filename(part: Message) -> str | None:
     if _ENCODED_WORD.search(decoded):
         decoded = decode_header_text(decoded) or ""
     return decoded.strip() or None
+
+
+def _name_parameter(part: Message) -> str | None:
+    """Return the Content-Type ``name`` parameter, or None when it cannot be read either."""
+    try:
+        name = part.get_param("name")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def addresses_in(values: list[str]) -> tuple[str, ...]:
@@ -379,18 +425,34 @@ def addresses_in(values: list[str]) -> tuple[str, ...]:
 def parse_header_date(value: object) -> datetime | None:
     """Parse a Date header into an aware UTC datetime; None when missing or invalid.
 
-    A date with the ``-0000`` zone (UTC with no local offset known) counts as UTC.
+    A date with the ``-0000`` zone (UTC with no local offset known), or with no zone at all,
+    counts as UTC. Dates that RFC 5322 does not allow but mail software writes, with Spanish
+    or Catalan day and month names or a zone name such as COT or CET, are read by
+    ``monitor.timestamps.parse_printed_time``.
     """
     text = _header_str(value)
     if not text:
         return None
-    try:
-        parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    text = collapse_whitespace(text)
+    if _has_standard_zone(text):
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+    return parse_printed_time(text, UTC)
+
+
+def _has_standard_zone(text: str) -> bool:
+    """Return whether the date ends with a zone that email.utils reads, or with no zone."""
+    last = text.rsplit(" ", 1)[-1]
+    if _NUMERIC_ZONE.match(last) or last.upper() in _RFC5322_ZONES:
+        return True
+    # A final token with digits is the time itself (no zone); a word is an unknown zone name.
+    return any(char.isdigit() for char in last)
 
 
 def strip_angle_brackets(value: object) -> str | None:

@@ -25,6 +25,25 @@ class EvidenceKind(StrEnum):
     REJECTED = "rejected"
 
 
+class CheckResult(StrEnum):
+    """The outcome of one authenticity check on one piece of evidence."""
+
+    PASS = "pass"  # noqa: S105 - a check result, not a password
+    FAIL = "fail"
+    NONE = "none"  # nothing to check: the message or PDF carries no signature
+    OFF = "off"  # the provider's policy turns the check off
+    NOT_APPLICABLE = "not_applicable"  # a notice without a PDF has no PDF signature
+
+
+class TrustVerdict(StrEnum):
+    """Whether evidence may count, after its checks were judged by the provider's policy."""
+
+    VERIFIED = "verified"  # every check that ran passed
+    WARNING = "warning"  # a check failed under the warn policy; the evidence still counts
+    UNVERIFIED = "unverified"  # a check failed under the require policy; it never counts
+    UNCHECKED = "unchecked"  # the policy turned every check off
+
+
 class StoredMessage(SQLModel, table=True):
     """One raw message in the ledger; its bytes are in the archive under ``sha256``.
 
@@ -74,7 +93,10 @@ class Evidence(SQLModel, table=True):
     """What one certificate, or one service notice, says about one send and recipient.
 
     Times are aware and in UTC. ``raw_text`` keeps the certificate or notice text exactly as
-    read, so a field can be checked by hand or read again after a parser fix.
+    read, so a field can be checked by hand or read again after a parser fix. The ``dkim_*``,
+    ``signature_*`` and ``cross_check_result`` columns record the authenticity checks, and
+    ``trust_verdict`` the provider policy's judgement of them; ``trust_reasons`` lists every
+    failed check, one per line.
     """
 
     __tablename__ = "evidence"
@@ -106,6 +128,17 @@ class Evidence(SQLModel, table=True):
     attachment_sha256: str | None = Field(default=None, sa_type=String(64))
     raw_text: str = Field(default="", sa_type=Text)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    dkim_result: CheckResult = Field(default=CheckResult.OFF, sa_type=enum_type(CheckResult))
+    dkim_domain: str | None = Field(default=None, sa_type=String(255))
+    dkim_selector: str | None = Field(default=None, sa_type=String(255))
+    signature_result: CheckResult = Field(default=CheckResult.OFF, sa_type=enum_type(CheckResult))
+    signature_signer: str | None = Field(default=None, sa_type=Text)
+    signature_time: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    cross_check_result: CheckResult = Field(default=CheckResult.OFF, sa_type=enum_type(CheckResult))
+    trust_verdict: TrustVerdict = Field(
+        default=TrustVerdict.UNCHECKED, sa_type=enum_type(TrustVerdict)
+    )
+    trust_reasons: str | None = Field(default=None, sa_type=Text)
 
 
 class MailboxHealth(SQLModel, table=True):

@@ -2,10 +2,13 @@
 
 ``read_message`` never raises for bad input. The rules, in order:
 
-1. Bytes that are not a message are quarantined (MALFORMED_MESSAGE).
+1. Bytes past a ceiling of ``[limits]`` (size, header size, MIME parts, nesting depth, and
+   for a PDF its size, pages and decompressed streams) are quarantined (LIMIT_EXCEEDED) with
+   the limit named. Bytes that are not a message are quarantined (MALFORMED_MESSAGE).
 2. The provider message is the message itself when its From is the provider's, otherwise the
    first forwarded message (``message/rfc822``) whose From is. Without one, it is UNRELATED.
-   NOTE: From is not authenticated here. The Trust stage checks DKIM and the PDF signature.
+   From alone proves nothing: each record carries the Trust stage's checks
+   (``monitor.authenticity``) of DKIM, the PDF signature and the cross-checks.
 3. Its PDFs (attached, embedded in a PDF, or in a message it forwards) are read, each once.
    A PDF with enough certificate labels is a certificate, whatever the subject says, because
    an original subject may itself contain "invoice".
@@ -21,11 +24,12 @@
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from config.settings import ProviderProfile
+from config.settings import ProviderProfile, ReadingLimits
+from monitor.authenticity import Authenticity, TrustContext, trust_context_for
 from monitor.certificate_pdf import CertificatePdfReading, PdfDocumentText, read_certificate_pdf
 from monitor.certificate_text import (
     MIN_CERTIFICATE_LABELS,
@@ -33,8 +37,12 @@ from monitor.certificate_text import (
     count_certificate_labels,
     read_evidence_fields,
 )
+from monitor.cross_checks import CertificateClaims, EmailContext, certificate_problems
+from monitor.dkim_check import DkimVerdict
+from monitor.limits import LimitExceeded, check_raw_message
 from monitor.mime import Attachment, MalformedMessageError, ParsedMessage, parse_message
-from monitor.models import EvidenceKind, MessageClass
+from monitor.models import CheckResult, EvidenceKind, MessageClass
+from monitor.pdf_signature import SignatureVerdict
 from monitor.provider import ProviderRules, rules_for
 
 log = logging.getLogger(__name__)
@@ -47,7 +55,7 @@ class EvidenceRecord:
     Times are aware and in UTC. ``recipient`` and ``sender`` are lowercased addresses without
     display names, except that ``sender`` keeps the printed text when it contains no address.
     ``subject`` and ``original_message_id`` are those of the original send, as the certificate
-    or notice prints them.
+    or notice prints them. ``authenticity`` holds the Trust stage's checks and verdict.
     """
 
     kind: EvidenceKind
@@ -67,6 +75,7 @@ class EvidenceRecord:
     attachment_name: str | None
     attachment_sha256: str | None
     raw_text: str
+    authenticity: Authenticity | None = None
 
 
 class QuarantineCode(StrEnum):
@@ -77,6 +86,8 @@ class QuarantineCode(StrEnum):
     UNREADABLE_PDF = "unreadable_pdf"
     MISSING_FIELDS = "missing_fields"
     READER_ERROR = "reader_error"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    READER_CRASHED = "reader_crashed"
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,38 @@ SOURCE_PDF = "pdf"
 SOURCE_EMAIL = "email"
 
 
-def read_message(raw: bytes, profile: ProviderProfile) -> MessageReading:
-    """Classify ``raw`` and read the evidence it carries; see the module docstring."""
-    try:
-        message = parse_message(raw)
-    except MalformedMessageError as exc:
-        return _unparsed(str(exc))
+def read_message(
+    raw: bytes, profile: ProviderProfile, limits: ReadingLimits | None = None
+) -> MessageReading:
+    """Classify ``raw`` and read the evidence it carries; see the module docstring.
 
+    ``limits`` defaults to the defaults of ``[limits]``. Raises only
+    monitor.pdf_signature.TrustRootError, for a trust root file that cannot be read, and
+    MemoryError, which the reader process turns into a quarantine.
+    """
+    limits = limits or ReadingLimits()
+    trust = trust_context_for(profile)
     try:
-        reading = _read_parsed(message, rules_for(profile))
+        check_raw_message(raw, limits)
+        message = parse_message(raw, limits)
+    except LimitExceeded as exc:
+        return _unparsed(QuarantineCode.LIMIT_EXCEEDED, str(exc))
+    except MalformedMessageError as exc:
+        return _unparsed(QuarantineCode.MALFORMED_MESSAGE, str(exc))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # A parser bug must quarantine one message, not stop the ingest of the rest.
+        log.exception("Parsing a message failed, so it is quarantined")
+        return _unparsed(QuarantineCode.READER_ERROR, f"{type(exc).__name__}: {exc}")
+
+    context = _ReadContext(rules_for(profile), trust, limits)
+    try:
+        reading = _read_parsed(message, context)
+    except LimitExceeded as exc:
+        return _reading(message, MessageClass.QUARANTINED, QuarantineCode.LIMIT_EXCEEDED, str(exc))
+    except MemoryError:
+        raise
     except Exception as exc:
         # A bug in the reader must quarantine one message, not stop the ingest of the rest.
         log.exception("Reading message %s failed, so it is quarantined", message.message_id)
@@ -121,7 +155,17 @@ def read_message(raw: bytes, profile: ProviderProfile) -> MessageReading:
     return reading
 
 
-def _read_parsed(message: ParsedMessage, rules: ProviderRules) -> MessageReading:
+@dataclass(frozen=True)
+class _ReadContext:
+    """What reading one message needs besides the message: rules, trust and limits."""
+
+    rules: ProviderRules
+    trust: TrustContext
+    limits: ReadingLimits
+
+
+def _read_parsed(message: ParsedMessage, context: _ReadContext) -> MessageReading:
+    rules = context.rules
     provider_message = _provider_message(message, rules)
     if provider_message is None:
         return _reading(message, MessageClass.UNRELATED)
@@ -131,7 +175,7 @@ def _read_parsed(message: ParsedMessage, rules: ProviderRules) -> MessageReading
     pdfs = _unique_pdfs(provider_message)
     if ignored and not pdfs:
         return _reading(message, MessageClass.UNRELATED)
-    return _read_provider_message(message, provider_message, pdfs, ignored, rules)
+    return _read_provider_message(message, provider_message, pdfs, ignored, context)
 
 
 def _read_provider_message(
@@ -139,9 +183,9 @@ def _read_provider_message(
     provider_message: ParsedMessage,
     pdfs: list[Attachment],
     ignored: bool,
-    rules: ProviderRules,
+    context: _ReadContext,
 ) -> MessageReading:
-    readings = [(pdf, _read_pdf(pdf, rules)) for pdf in pdfs]
+    readings = [(pdf, _read_pdf(pdf, context)) for pdf in pdfs]
     certificates = [
         (pdf, reading.certificate) for pdf, reading in readings if reading.certificate is not None
     ]
@@ -153,15 +197,24 @@ def _read_provider_message(
         detail = "; ".join(f"{_name(pdf)}: {error}" for pdf, error in unreadable)
         return _reading(message, MessageClass.QUARANTINED, QuarantineCode.UNREADABLE_PDF, detail)
     if certificates:
-        return _read_certificates(message, provider_message, certificates, rules)
-    return _read_notice(message, provider_message, len(pdfs), rules)
+        return _read_certificates(message, provider_message, certificates, context)
+    return _read_notice(message, provider_message, len(pdfs), context)
 
 
 def _read_notice(
-    message: ParsedMessage, provider_message: ParsedMessage, pdf_count: int, rules: ProviderRules
+    message: ParsedMessage, provider_message: ParsedMessage, pdf_count: int, context: _ReadContext
 ) -> MessageReading:
+    rules = context.rules
     if _is_rejection(provider_message, rules):
-        return _evidence(message, _rejection_records(provider_message, rules))
+        records = _rejection_records(provider_message, rules)
+        dkim = _check_dkim(provider_message, context)
+        email = _email_context(provider_message, certificate_count=0)
+        no_pdf = context.trust.check_signature(None)
+        checked = [
+            _authenticated(record, None, dkim=dkim, signature=no_pdf, email=email, context=context)
+            for record in records
+        ]
+        return _evidence(message, checked)
 
     detail = _no_certificate_detail(pdf_count)
     return _reading(message, MessageClass.QUARANTINED, QuarantineCode.NO_CERTIFICATE, detail)
@@ -188,9 +241,13 @@ def _unique_pdfs(message: ParsedMessage) -> list[Attachment]:
     return pdfs
 
 
-def _read_pdf(pdf: Attachment, rules: ProviderRules) -> CertificatePdfReading:
+def _read_pdf(pdf: Attachment, context: _ReadContext) -> CertificatePdfReading:
+    rules = context.rules
     return read_certificate_pdf(
-        pdf.data, lambda text: count_certificate_labels(text, rules), MIN_CERTIFICATE_LABELS
+        pdf.data,
+        lambda text: count_certificate_labels(text, rules),
+        MIN_CERTIFICATE_LABELS,
+        context.limits,
     )
 
 
@@ -198,22 +255,77 @@ def _read_certificates(
     message: ParsedMessage,
     provider_message: ParsedMessage,
     certificates: list[tuple[Attachment, PdfDocumentText]],
-    rules: ProviderRules,
+    context: _ReadContext,
 ) -> MessageReading:
+    rules = context.rules
     # The evidence email's subject names the original send only when it covers one certificate.
     fallback_subject = None
     if len(certificates) == 1 and provider_message.subject:
         fallback_subject = rules.strip_subject_prefixes(provider_message.subject) or None
 
-    records = []
+    read: list[tuple[EvidenceRecord, EvidenceFields, Attachment, PdfDocumentText]] = []
     for pdf, document in certificates:
         fields = read_evidence_fields(document.text, rules)
         if fields.problems:
             detail = f"{_name(pdf)}: " + "; ".join(fields.problems)
             code = QuarantineCode.MISSING_FIELDS
             return _reading(message, MessageClass.QUARANTINED, code, detail)
-        records.append(_certificate_record(fields, pdf, document.text, fallback_subject))
+        record = _certificate_record(fields, pdf, document.text, fallback_subject)
+        read.append((record, fields, pdf, document))
+
+    dkim = _check_dkim(provider_message, context)
+    email = _email_context(provider_message, certificate_count=len(certificates))
+    records = [
+        _authenticated(
+            record,
+            fields,
+            dkim=dkim,
+            signature=_signature_of(pdf, document, context),
+            email=email,
+            context=context,
+        )
+        for record, fields, pdf, document in read
+    ]
     return _evidence(message, records)
+
+
+def _check_dkim(provider_message: ParsedMessage, context: _ReadContext) -> DkimVerdict:
+    return context.trust.check_dkim(provider_message.wire_bytes, provider_message.from_address)
+
+
+def _signature_of(
+    pdf: Attachment, document: PdfDocumentText, context: _ReadContext
+) -> SignatureVerdict:
+    """Validate the attached PDF, or the embedded certificate when only that one is signed."""
+    verdict = context.trust.check_signature(pdf.data)
+    if verdict.result is CheckResult.NONE and document.embedded_name is not None:
+        return context.trust.check_signature(document.data)
+    return verdict
+
+
+def _email_context(provider_message: ParsedMessage, certificate_count: int) -> EmailContext:
+    return EmailContext(provider_message.subject, provider_message.date, certificate_count)
+
+
+def _authenticated(
+    record: EvidenceRecord,
+    fields: EvidenceFields | None,
+    *,
+    dkim: DkimVerdict,
+    signature: SignatureVerdict,
+    email: EmailContext,
+    context: _ReadContext,
+) -> EvidenceRecord:
+    """Return ``record`` with its authenticity checked and judged."""
+    claims = CertificateClaims(
+        recipient=record.recipient,
+        subject=fields.subject if fields is not None else None,
+        sent_at=record.sent_at,
+        delivered_at=record.delivered_at,
+        text=record.raw_text,
+    )
+    problems = certificate_problems(claims, email, signature.signed_at, context.rules)
+    return replace(record, authenticity=context.trust.judge(dkim, signature, problems))
 
 
 def _certificate_record(
@@ -328,7 +440,12 @@ def _reading(
     )
 
 
-def _unparsed(detail: str) -> MessageReading:
+def _unparsed(code: QuarantineCode, detail: str) -> MessageReading:
+    return unreadable_reading(code, detail)
+
+
+def unreadable_reading(code: QuarantineCode, detail: str) -> MessageReading:
+    """The reading of a message quarantined before anything of it could be read."""
     return MessageReading(
         classification=MessageClass.QUARANTINED,
         header_message_id=None,
@@ -336,6 +453,6 @@ def _unparsed(detail: str) -> MessageReading:
         subject=None,
         date=None,
         evidence=(),
-        quarantine_code=QuarantineCode.MALFORMED_MESSAGE,
+        quarantine_code=code,
         quarantine_detail=detail,
     )

@@ -11,6 +11,13 @@ Sends with the same time in one bucket form a group that can take as many pieces
 it has sends. A group is ambiguous when its evidence disagrees on the outcome and the sends
 cannot be told apart (several identical sends, or two pieces of evidence with the same time
 competing for one send): a person must then decide, so no guess is recorded.
+
+Cross-check: the Message-ID and reference rules trust a token, so a link they make must also
+agree with the send on the rest (``agrees_with_send``): the recipient, the time window and
+the subject, where a subject that is the start of the other counts as the same, since mail
+software may cut a long subject. A genuine certificate of another send that happens to carry
+the token therefore never certifies this one; it falls through to the weaker rules, which
+compare the subject anyway.
 """
 
 import bisect
@@ -76,8 +83,37 @@ class MatchResult:
         return claimed
 
 
-def match_by_message_id(sends: Iterable[SendItem], evidence: Iterable[EvidenceItem]) -> MatchResult:
-    """Link each send to the evidence that names its Message-ID, for the same recipient."""
+def subjects_agree(send_subject: str, evidence_subject: str) -> bool:
+    """Return whether two normalized subjects name the same send; an empty one agrees."""
+    if not send_subject or not evidence_subject:
+        return True
+    return send_subject.startswith(evidence_subject) or evidence_subject.startswith(send_subject)
+
+
+def agrees_with_send(
+    send: SendItem,
+    item: EvidenceItem,
+    normalize_subject: Callable[[str], str],
+    window: Window,
+) -> bool:
+    """Return whether evidence can be about ``send``: same recipient, subject and time window."""
+    if item.recipient is not None and item.recipient != send.recipient:
+        return False
+    if not window.contains(send.sent_at, item.time):
+        return False
+    return subjects_agree(normalize_subject(send.subject), normalize_subject(item.subject))
+
+
+def match_by_message_id(
+    sends: Iterable[SendItem],
+    evidence: Iterable[EvidenceItem],
+    agrees: Callable[[SendItem, EvidenceItem], bool] | None = None,
+) -> MatchResult:
+    """Link each send to the evidence that names its Message-ID, for the same recipient.
+
+    With ``agrees``, evidence that names the Message-ID but disagrees with the send on
+    anything else is not linked.
+    """
     by_message_id: dict[str, list[EvidenceItem]] = defaultdict(list)
     for item in evidence:
         if item.original_message_id:
@@ -89,6 +125,8 @@ def match_by_message_id(sends: Iterable[SendItem], evidence: Iterable[EvidenceIt
         if not send.message_id:
             continue
         for item in by_message_id.get(send.message_id, []):
+            if agrees is not None and not agrees(send, item):
+                continue
             if item.id not in used and item.recipient in (None, send.recipient):
                 result.links[send.id] = (item.id, MatchRule.MESSAGE_ID)
                 used.add(item.id)
@@ -216,7 +254,11 @@ def match_recipient(
     window: Window,
 ) -> MatchResult:
     """Run every rule, strongest first, over the sends and evidence of one recipient."""
-    result = match_by_message_id(sends, evidence)
+
+    def agrees(send: SendItem, item: EvidenceItem) -> bool:
+        return agrees_with_send(send, item, normalize_subject, window)
+
+    result = match_by_message_id(sends, evidence, agrees)
 
     def remaining() -> tuple[list[SendItem], list[EvidenceItem]]:
         claimed = result.claimed_evidence
@@ -226,9 +268,10 @@ def match_recipient(
 
     if reference is not None:
         open_sends, open_evidence = remaining()
-        result.merge(
-            match_in_time_order(open_sends, open_evidence, reference, window, MatchRule.REFERENCE)
+        by_reference = match_in_time_order(
+            open_sends, open_evidence, reference, window, MatchRule.REFERENCE
         )
+        result.merge(_agreeing_links(by_reference, sends, evidence, agrees))
 
     open_sends, open_evidence = remaining()
 
@@ -241,6 +284,22 @@ def match_recipient(
         )
     )
     return result
+
+
+def _agreeing_links(
+    result: MatchResult,
+    sends: list[SendItem],
+    evidence: list[EvidenceItem],
+    agrees: Callable[[SendItem, EvidenceItem], bool],
+) -> MatchResult:
+    """Drop the links of ``result`` whose evidence disagrees with its send."""
+    send_by_id = {send.id: send for send in sends}
+    evidence_by_id = {item.id: item for item in evidence}
+    kept = MatchResult(ambiguous=dict(result.ambiguous))
+    for send_id, (evidence_id, rule) in result.links.items():
+        if agrees(send_by_id[send_id], evidence_by_id[evidence_id]):
+            kept.links[send_id] = (evidence_id, rule)
+    return kept
 
 
 def match_recipientless(

@@ -43,6 +43,7 @@ class SendView:
     smtp_code: str | None
     smtp_detail: str | None
     evidence_reason: str | None
+    trust_reasons: str | None = None
 
 
 def _send_query(project: ProjectView, as_of: datetime):  # type: ignore[no-untyped-def]
@@ -57,6 +58,7 @@ def _send_query(project: ProjectView, as_of: datetime):  # type: ignore[no-untyp
             col(Evidence.smtp_code),
             col(Evidence.smtp_detail),
             col(Evidence.reason),
+            col(Evidence.trust_reasons),
         )
         .outerjoin(Evidence, col(Evidence.id) == col(Send.evidence_id))
         .where(col(Send.project) == project.code, col(Send.sent_at) <= as_of)
@@ -127,6 +129,7 @@ def _send_view(row, project: ProjectView) -> SendView:  # type: ignore[no-untype
         smtp_code=row.smtp_code,
         smtp_detail=row.smtp_detail,
         evidence_reason=row.reason,
+        trust_reasons=row.trust_reasons,
     )
 
 

@@ -1,9 +1,13 @@
 """One reconciliation pass of a project: match open sends to unlinked evidence, then judge states.
 
 A pass only looks at what is still open: sends without evidence (pending, missing, not_copied,
-ambiguous) and evidence that no send claims. Links, once made, stay. The pass streams both
-sides ordered by recipient, so it holds one recipient's rows at a time, and writes links in
-batches. Everything a pass writes commits together, so a crash leaves the previous result.
+ambiguous) and evidence that no send claims. Links, once made, stay, except that a send linked
+to unverified evidence stays open for trustworthy evidence. The pass runs two rounds: first
+the evidence whose trust verdict is not unverified, then the unverified evidence for the sends
+still without any, so a forged certificate never takes a send away from a genuine one. The
+pass streams both sides ordered by recipient, so it holds one recipient's rows at a time, and
+writes links in batches. Everything a pass writes commits together, so a crash leaves the
+previous result.
 """
 
 import logging
@@ -14,12 +18,12 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlmodel import Session, col
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
-from monitor.models import Evidence, EvidenceKind, StoredMessage
+from monitor.models import Evidence, EvidenceKind, StoredMessage, TrustVerdict
 from monitor.provider import rules_for
 from reconcile.matching import (
     EvidenceItem,
@@ -87,7 +91,23 @@ def _recipient_order(database: Database, column: Any) -> Any:
     return column
 
 
-def _open_sends(session: Session, database: Database, project: str) -> Iterator[SendItem]:
+def _unverified(verdict: ColumnElement[str] | object) -> ColumnElement[bool]:
+    return verdict == TrustVerdict.UNVERIFIED.value  # type: ignore[return-value]
+
+
+def _open_send_filter(trusted: bool) -> ColumnElement[bool]:
+    """Sends a round may link: without evidence, and in the first round also those whose
+    evidence is unverified."""
+    without = col(Send.evidence_id).is_(None)
+    if not trusted:
+        return without
+    unverified_ids = select(col(Evidence.id)).where(_unverified(col(Evidence.trust_verdict)))
+    return or_(without, col(Send.evidence_id).in_(unverified_ids))
+
+
+def _open_sends(
+    session: Session, database: Database, project: str, trusted: bool
+) -> Iterator[SendItem]:
     query = (
         select(
             col(Send.id),
@@ -96,7 +116,7 @@ def _open_sends(session: Session, database: Database, project: str) -> Iterator[
             col(Send.sent_at),
             col(Send.message_id),
         )
-        .where(col(Send.project) == project, col(Send.evidence_id).is_(None))
+        .where(col(Send.project) == project, _open_send_filter(trusted))
         .order_by(_recipient_order(database, col(Send.recipient)), col(Send.sent_at), col(Send.id))
         .execution_options(yield_per=_FLUSH_EVERY)
     )
@@ -104,8 +124,9 @@ def _open_sends(session: Session, database: Database, project: str) -> Iterator[
         yield SendItem(row.id, row.recipient, row.subject, row.sent_at, row.message_id)
 
 
-def _unlinked_evidence_query(project: str):  # type: ignore[no-untyped-def]
+def _unlinked_evidence_query(project: str, trusted: bool):  # type: ignore[no-untyped-def]
     linked = exists().where(col(Send.evidence_id) == col(Evidence.id))
+    unverified = _unverified(col(Evidence.trust_verdict))
     return (
         select(
             col(Evidence.id),
@@ -116,7 +137,7 @@ def _unlinked_evidence_query(project: str):  # type: ignore[no-untyped-def]
             col(Evidence.original_message_id),
         )
         .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
-        .where(col(Evidence.project) == project, ~linked)
+        .where(col(Evidence.project) == project, ~linked, ~unverified if trusted else unverified)
     )
 
 
@@ -131,9 +152,11 @@ def _evidence_item(row) -> EvidenceItem:  # type: ignore[no-untyped-def]
     )
 
 
-def _open_evidence(session: Session, database: Database, project: str) -> Iterator[EvidenceItem]:
+def _open_evidence(
+    session: Session, database: Database, project: str, trusted: bool
+) -> Iterator[EvidenceItem]:
     query = (
-        _unlinked_evidence_query(project)
+        _unlinked_evidence_query(project, trusted)
         .where(col(Evidence.recipient).is_not(None))
         .order_by(_recipient_order(database, col(Evidence.recipient)), "time", col(Evidence.id))
         .execution_options(yield_per=_FLUSH_EVERY)
@@ -171,11 +194,15 @@ class _LinkWriter:
         self.ambiguous: list[tuple[int, list[int]]] = []
         self.matched = 0
         self.ambiguous_count = 0
+        # Sends linked or made ambiguous in this pass, which the reader session cannot see.
+        self.taken: set[int] = set()
 
     def add(self, result: MatchResult) -> None:
         for send_id, (evidence_id, rule) in result.links.items():
             self.links.append({"id": send_id, "evidence_id": evidence_id, "match_rule": rule})
         self.ambiguous.extend(result.ambiguous.items())
+        self.taken.update(result.links)
+        self.taken.update(result.ambiguous)
         if len(self.links) + len(self.ambiguous) >= _FLUSH_EVERY:
             self.flush()
 
@@ -200,28 +227,30 @@ class _LinkWriter:
 
 def _clear_open_candidates(session: Session, project: str) -> None:
     """Forget earlier ambiguity so that it is judged again with today's evidence."""
-    open_send_ids = select(col(Send.id)).where(
-        col(Send.project) == project, col(Send.evidence_id).is_(None)
-    )
+    open_sends = _open_send_filter(trusted=True)
+    open_send_ids = select(col(Send.id)).where(col(Send.project) == project, open_sends)
     session.execute(delete(MatchCandidate).where(col(MatchCandidate.send_id).in_(open_send_ids)))
     session.execute(
         update(Send)
-        .where(
-            col(Send.project) == project,
-            col(Send.evidence_id).is_(None),
-            col(Send.candidates).is_not(None),
-        )
+        .where(col(Send.project) == project, open_sends, col(Send.candidates).is_not(None))
         .values(candidates=None)
+        .execution_options(synchronize_session=False)
     )
 
 
 def _match_recipientless(
-    session: Session, project: ProjectView, normalize_subject: Callable[[str], str], window: Window
+    session: Session,
+    project: ProjectView,
+    normalize_subject: Callable[[str], str],
+    window: Window,
+    *,
+    trusted: bool,
+    taken: set[int],
 ) -> MatchResult:
     """Link notices that name no recipient to every recipient of the email they concern."""
     result = MatchResult()
     notices = session.execute(
-        _unlinked_evidence_query(project.code).where(col(Evidence.recipient).is_(None))
+        _unlinked_evidence_query(project.code, trusted).where(col(Evidence.recipient).is_(None))
     ).all()
     for row in notices:
         notice = _evidence_item(row)
@@ -234,18 +263,44 @@ def _match_recipientless(
                 col(Send.message_id),
             ).where(
                 col(Send.project) == project.code,
-                col(Send.evidence_id).is_(None),
+                _open_send_filter(trusted),
                 col(Send.sent_at) >= notice.time - window.after,
                 col(Send.sent_at) <= notice.time + window.before,
             )
         ).all()
         items = [SendItem(r.id, r.recipient, r.subject, r.sent_at, r.message_id) for r in sends]
-        items = [item for item in items if item.id not in result.links]
+        items = [item for item in items if item.id not in result.links and item.id not in taken]
         for send_id in match_recipientless(
             items, notice, normalize_subject=normalize_subject, window=window
         ):
             result.links[send_id] = (notice.id, MatchRule.SUBJECT_TIME)
     return result
+
+
+def release_evidence(session: Session, evidence_ids: list[int]) -> None:
+    """Unlink every send from the evidence ``evidence_ids``, before that evidence is deleted.
+
+    The sends become open again, and ambiguity that named this evidence is forgotten, so the
+    next reconciliation pass judges them afresh.
+    """
+    if not evidence_ids:
+        return
+    candidate_sends = select(col(MatchCandidate.send_id)).where(
+        col(MatchCandidate.evidence_id).in_(evidence_ids)
+    )
+    session.execute(
+        update(Send)
+        .where(col(Send.id).in_(candidate_sends))
+        .values(candidates=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(delete(MatchCandidate).where(col(MatchCandidate.evidence_id).in_(evidence_ids)))
+    session.execute(
+        update(Send)
+        .where(col(Send.evidence_id).in_(evidence_ids))
+        .values(evidence_id=None, match_rule=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def update_states(session: Session, project: ProjectView, as_of: datetime, now: datetime) -> int:
@@ -270,6 +325,49 @@ def count_states(session: Session, project: str) -> dict[SendState, int]:
     return {SendState(state): count for state, count in rows}
 
 
+@dataclass(frozen=True)
+class _Rules:
+    normalize_subject: Callable[[str], str]
+    reference: Callable[[str], str | None] | None
+    window: Window
+
+
+def _match_round(
+    database: Database, writer: _LinkWriter, project: ProjectView, rules: _Rules, *, trusted: bool
+) -> None:
+    """Match the open sends with the evidence of one round: trustworthy, or unverified."""
+    # Notices without a recipient go first: they cover whole emails, not one recipient.
+    # The reader below cannot see these uncommitted links, so their sends are skipped there.
+    notice_links = _match_recipientless(
+        writer.session,
+        project,
+        rules.normalize_subject,
+        rules.window,
+        trusted=trusted,
+        taken=writer.taken,
+    )
+    writer.add(notice_links)
+    writer.flush()
+
+    with database.session() as reader_session:
+        pairs = _pair_by_recipient(
+            _open_sends(reader_session, database, project.code, trusted),
+            _open_evidence(reader_session, database, project.code, trusted),
+        )
+        for sends, evidence in pairs:
+            open_sends = [send for send in sends if send.id not in writer.taken]
+            writer.add(
+                match_recipient(
+                    open_sends,
+                    evidence,
+                    normalize_subject=rules.normalize_subject,
+                    reference=rules.reference,
+                    window=rules.window,
+                )
+            )
+    writer.flush()
+
+
 def reconcile_project(
     database: Database,
     project: ProjectView,
@@ -287,30 +385,9 @@ def reconcile_project(
         _clear_open_candidates(writer_session, project.code)
         writer_session.flush()
         writer = _LinkWriter(writer_session)
-
-        # Notices without a recipient go first: they cover whole emails, not one recipient.
-        # The reader below cannot see these uncommitted links, so their sends are skipped there.
-        notice_links = _match_recipientless(writer_session, project, normalize_subject, window)
-        writer.add(notice_links)
-        writer.flush()
-
-        with database.session() as reader_session:
-            pairs = _pair_by_recipient(
-                _open_sends(reader_session, database, project.code),
-                _open_evidence(reader_session, database, project.code),
-            )
-            for sends, evidence in pairs:
-                open_sends = [send for send in sends if send.id not in notice_links.links]
-                writer.add(
-                    match_recipient(
-                        open_sends,
-                        evidence,
-                        normalize_subject=normalize_subject,
-                        reference=reference,
-                        window=window,
-                    )
-                )
-        writer.flush()
+        rules = _Rules(normalize_subject, reference, window)
+        for trusted in (True, False):
+            _match_round(database, writer, project, rules, trusted=trusted)
 
         summary.matched = writer.matched
         summary.ambiguous = writer.ambiguous_count

@@ -1,7 +1,9 @@
 """The state of one send and recipient, judged from its match and its deadline.
 
-Evidence decides first: a matched certificate makes the send certified, delivery_failed or
-rejected, whatever the send log records about the copy to the provider. Without evidence, an
+Evidence decides first: matched evidence whose trust verdict is unverified (it failed an
+authenticity check under the require policy) makes the send unverified, whatever the evidence
+says; any other matched certificate makes it certified, delivery_failed or rejected, whatever
+the send log says about the copy to the provider. Without evidence, an
 ambiguous match stays ambiguous for review, a send that the log says went out without the
 provider in copy is not_copied at once, and any other send is pending until its deadline passes
 and missing after.
@@ -12,11 +14,11 @@ that queries compute for another point in time can never disagree.
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, false, literal, select
+from sqlalchemy import ColumnElement, case, false, func, literal, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from monitor.models import Evidence, EvidenceKind
+from monitor.models import Evidence, EvidenceKind, TrustVerdict
 from reconcile.models import Send, SendState
 
 PROBLEM_STATES = frozenset(
@@ -32,28 +34,33 @@ PROBLEM_STATES = frozenset(
 
 
 def state_expression(as_of: datetime, missing_after: timedelta) -> ColumnElement[str]:
-    """Build the SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
+    """An SQL expression for the state of each ``send`` row at ``as_of`` (aware)."""
     # An alias keeps the subquery correlated to send only, even in queries that join evidence.
     linked = aliased(Evidence)
-    evidence_kind = (
-        select(col(linked.kind))
+    unverified = col(linked.trust_verdict) == TrustVerdict.UNVERIFIED.value
+    evidence_state = case(
+        (unverified, literal(SendState.UNVERIFIED.value)),
+        (col(linked.kind) == EvidenceKind.DELIVERED.value, literal(SendState.CERTIFIED.value)),
+        (
+            col(linked.kind) == EvidenceKind.DELIVERY_FAILED.value,
+            literal(SendState.DELIVERY_FAILED.value),
+        ),
+        (col(linked.kind) == EvidenceKind.REJECTED.value, literal(SendState.REJECTED.value)),
+    )
+    linked_state = (
+        select(evidence_state)
         .where(col(linked.id) == col(Send.evidence_id))
         .correlate(Send)
         .scalar_subquery()
     )
     deadline_cutoff = as_of - missing_after
-    return case(
-        (evidence_kind == EvidenceKind.DELIVERED.value, literal(SendState.CERTIFIED.value)),
-        (
-            evidence_kind == EvidenceKind.DELIVERY_FAILED.value,
-            literal(SendState.DELIVERY_FAILED.value),
-        ),
-        (evidence_kind == EvidenceKind.REJECTED.value, literal(SendState.REJECTED.value)),
+    without_evidence = case(
         (col(Send.candidates).is_not(None), literal(SendState.AMBIGUOUS.value)),
         (col(Send.lleida_copied) == false(), literal(SendState.NOT_COPIED.value)),
         (col(Send.sent_at) > deadline_cutoff, literal(SendState.PENDING.value)),
         else_=literal(SendState.MISSING.value),
     )
+    return func.coalesce(linked_state, without_evidence)
 
 
 def failure_detail(

@@ -15,7 +15,7 @@ import base64
 import hashlib
 import io
 import quopri
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.header import Header
@@ -26,12 +26,19 @@ from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import dkim
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import signers
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from config.settings import ProviderProfile, settings_from_mapping
+from tests.trust_pki import DKIM_DOMAIN, DKIM_SELECTOR, DkimKey, KeyPair, invented_pki
 
 PROVIDER_FROM = "Lleida.net <noreply@certificado.lleida.net>"
 EVIDENCE_MAILBOX = "Evidencias TDP2 <evidencias-tdp2@constructora.example>"
@@ -539,12 +546,14 @@ def evidence_email(
     forwarded_by: str | None = None,
     extra_pdfs: Sequence[PdfFile] = (),
     subject: str | None = None,
+    sign_pdf: Callable[[bytes, CertificateFields], bytes] | None = None,
 ) -> bytes:
     """Return an evidence message from the provider with one certificate PDF per entry.
 
     The subject, body and language follow the first certificate. ``forwarded_by`` wraps the
     whole message in a forward (``message/rfc822``) from that address. ``extra_pdfs`` are
-    attached as they are, after the certificates.
+    attached as they are, after the certificates. ``sign_pdf`` turns each certificate PDF,
+    as attached, into its signed form.
     """
     listed = [certificates] if isinstance(certificates, CertificateFields) else list(certificates)
     first = listed[0] if listed else CertificateFields()
@@ -554,7 +563,7 @@ def evidence_email(
     body = wording.email_body.format(quoted=quoted, recipient=first.recipient_name)
 
     parts = [_text_part(body, charset, transfer_encoding)]
-    parts += [_certificate_part(fields, packaging, filename_style) for fields in listed]
+    parts += [_certificate_part(fields, packaging, filename_style, sign_pdf) for fields in listed]
     parts += [_pdf_part(pdf.name, pdf.data, pdf.content_type, filename_style) for pdf in extra_pdfs]
     date = max((fields.delivered_at for fields in listed), default=SENT_AT) + EVIDENCE_DELAY
     message = _message(sender, mailbox, subject, date, _multipart("mixed", parts))
@@ -637,7 +646,10 @@ def _quoted(text: str, charset: Charset) -> str:
 
 
 def _certificate_part(
-    fields: CertificateFields, packaging: Packaging, style: FilenameStyle
+    fields: CertificateFields,
+    packaging: Packaging,
+    style: FilenameStyle,
+    sign_pdf: Callable[[bytes, CertificateFields], bytes] | None = None,
 ) -> bytes:
     pdf = certificate_pdf(fields)
     name: str | None = attachment_filename(fields, style)
@@ -649,6 +661,8 @@ def _certificate_part(
     elif packaging is Packaging.UNNAMED_OCTET_STREAM:
         content_type = "application/octet-stream"
         name = None
+    if sign_pdf is not None:
+        pdf = sign_pdf(pdf, fields)
     return _pdf_part(name, pdf, content_type, style)
 
 
@@ -768,3 +782,112 @@ def _forward(
     body = _multipart("mixed", [note, forwarded])
     forward_subject = wording.forward_prefix + subject
     return _message(sender, mailbox, forward_subject, date + EVIDENCE_DELAY, body)
+
+
+# Signed variants: the same evidence, signed as a genuine provider would sign it (see
+# tests.trust_pki for the invented keys), and forgeries of it.
+
+SIGNATURE_DELAY = timedelta(minutes=1)
+
+
+def sign_pdf(
+    pdf: bytes,
+    *,
+    signer: KeyPair | None = None,
+    timestamp_at: datetime | None = SENT_AT + DELIVERY_DELAY + SIGNATURE_DELAY,
+    tsa: KeyPair | None = None,
+) -> bytes:
+    """Sign ``pdf`` with pyHanko as the test provider, with a timestamp at ``timestamp_at``.
+
+    ``timestamp_at=None`` signs without a timestamp. ``tsa`` defaults to the test TSA.
+    """
+    pki = invented_pki()
+    signer = signer or pki.signer
+    chain = [pki.ca.asn1_certificate, pki.rogue_ca.asn1_certificate]
+    simple_signer = signers.SimpleSigner(
+        signing_cert=signer.asn1_certificate,
+        signing_key=signer.asn1_key,
+        cert_registry=SimpleCertificateStore.from_certs(chain),
+    )
+    timestamper = None
+    if timestamp_at is not None:
+        tsa = tsa or pki.tsa
+        timestamper = DummyTimeStamper(
+            tsa_cert=tsa.asn1_certificate,
+            tsa_key=tsa.asn1_key,
+            certs_to_embed=SimpleCertificateStore.from_certs(chain),
+            fixed_dt=timestamp_at,
+        )
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    metadata = signers.PdfSignatureMetadata(field_name="FirmaLleida")
+    output = signers.sign_pdf(writer, metadata, signer=simple_signer, timestamper=timestamper)
+    return output.getvalue()
+
+
+def sign_certificate(pdf: bytes, fields: CertificateFields) -> bytes:
+    """Sign a certificate PDF the way the provider does, with a timestamp after the delivery."""
+    return sign_pdf(pdf, timestamp_at=fields.delivered_at + SIGNATURE_DELAY)
+
+
+def append_content(signed: bytes) -> bytes:
+    """Return ``signed`` with an incremental update that draws more text on its first page."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    stream = generic.StreamObject(stream_data=b"BT /F1 12 Tf 60 60 Td (Entregado) Tj ET")
+    writer.add_stream_to_page(0, writer.add_object(stream))
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()
+
+
+def dkim_sign(
+    raw: bytes,
+    *,
+    key: DkimKey | None = None,
+    domain: str = DKIM_DOMAIN,
+    selector: str = DKIM_SELECTOR,
+    body_length: bool = False,
+) -> bytes:
+    """Return ``raw`` with a DKIM-Signature header in front, signed by ``key``.
+
+    ``body_length`` adds the ``l=`` tag, so the signature covers only the body as it is now.
+    """
+    key = key or invented_pki().dkim
+    header = dkim.sign(
+        raw,
+        selector.encode("ascii"),
+        domain.encode("ascii"),
+        key.private_pem,
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type"],
+        length=body_length,
+    )
+    return header + raw
+
+
+def signed_evidence_email(
+    certificates: CertificateFields | Sequence[CertificateFields] = CertificateFields(),
+    **options: object,
+) -> bytes:
+    """Return ``evidence_email(certificates, **options)`` with signed PDFs and DKIM."""
+    raw = evidence_email(certificates, sign_pdf=sign_certificate, **options)  # type: ignore[arg-type]
+    return dkim_sign(raw)
+
+
+def signed_rejection_email(
+    send: CertificateFields = CertificateFields(),
+    reason: RejectionReason = RejectionReason.NO_CREDIT,
+) -> bytes:
+    """Return ``rejection_email(send, reason)`` signed with DKIM."""
+    return dkim_sign(rejection_email(send, reason))
+
+
+def forwarded_email(inner: bytes, *, sender: str = FORWARDER) -> bytes:
+    """Return ``inner`` forwarded as it is (``message/rfc822``) by ``sender``."""
+    date = SENT_AT + DELIVERY_DELAY + EVIDENCE_DELAY
+    return _forward(
+        inner,
+        subject="Evidencia de envío",
+        date=date,
+        wording=_SPANISH,
+        sender=sender,
+        mailbox=EVIDENCE_MAILBOX,
+    )

@@ -19,6 +19,7 @@ from monitor.archive import Archive
 from monitor.crashpoints import CRASH_ENV, CRASH_EXIT_CODE, Step
 from tests.acuse_process import run_acuse, spawn_acuse
 from tests.dovecot import DovecotServer, MailUser
+from tests.trust_pki import invented_pki
 
 SEND_LOG = SAMPLES_DIR / "envios-paco.csv"
 EXPECTED_STATES = {
@@ -210,21 +211,99 @@ def test_uidvalidity_change_stores_nothing_twice(
     assert stored == (new_uidvalidity,)
 
 
-@pytest.mark.parametrize("step", list(Step))
-def test_crash_at_each_step_loses_nothing(
+INGEST_STEPS = [step for step in Step if not step.value.startswith("reprocess.")]
+REPROCESS_STEPS = [step for step in Step if step.value.startswith("reprocess.")]
+# Columns that a pass rewrites with the time it ran, even when it changes nothing else.
+_RUN_TIMES = {"read_at", "updated_at", "last_attempt_at", "last_success_at"}
+
+
+def database_snapshot(deployment: Deployment) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the ledger, evidence and cursor tables, without the times of the last run."""
+    snapshot = {}
+    with sqlite3.connect(deployment.database) as connection:
+        for table in ("message", "evidence", "mailbox_cursor"):
+            cursor = connection.execute(f"SELECT * FROM {table} ORDER BY 1")
+            names = [column[0] for column in cursor.description]
+            kept = [index for index, name in enumerate(names) if name not in _RUN_TIMES]
+            snapshot[table] = [tuple(row[index] for index in kept) for row in cursor]
+    return snapshot
+
+
+def assert_invariants(deployment: Deployment) -> None:
+    """Every message once in the archive and the ledger, which agree; a sound database."""
+    assert_stored_exactly_once(deployment)
+    verified = run_acuse(deployment.config, "archive", "verify")
+    assert verified.returncode == 0, verified.stdout
+
+
+def crash_env(step: Step, occurrence: int) -> dict[str, str]:
+    return {**os.environ, CRASH_ENV: f"{step.number}:{occurrence}"}
+
+
+@pytest.mark.parametrize("step", INGEST_STEPS, ids=lambda step: f"{step.number}-{step.value}")
+def test_crash_at_each_step_of_poll(
     step: Step, tmp_path: Path, dovecot: DovecotServer, mail_user: MailUser
 ) -> None:
     deployment = deploy(tmp_path, dovecot, mail_user, sample_messages(), fetch_batch=3)
-    crashing = {**os.environ, CRASH_ENV: f"{step.value}:2"}
 
-    crashed = run_acuse(deployment.config, "poll", "--no-reconcile", env=crashing)
+    crashed = run_acuse(deployment.config, "poll", "--no-reconcile", env=crash_env(step, 2))
     resumed = run_acuse(deployment.config, "poll")
+    before_settling = database_snapshot(deployment)
     settled = run_acuse(deployment.config, "--lang", "en", "poll")
 
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
     assert resumed.returncode == 0, resumed.stderr
     assert "0 messages read" in settled.stdout
-    assert_stored_exactly_once(deployment)
+    assert database_snapshot(deployment) == before_settling
+    assert_invariants(deployment)
+
+
+def require_trust(deployment: Deployment) -> None:
+    """Configure trust roots, so reprocessing turns the unsigned samples unverified."""
+    root = invented_pki().ca.write_pem(deployment.root / "ca.pem")
+    with deployment.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[providers.lleida]\ntrust_roots = ["{root}"]\ndkim_dns = false\n')
+
+
+def verdicts_by_message(deployment: Deployment) -> dict[int, list[str]]:
+    with sqlite3.connect(deployment.database) as connection:
+        rows = connection.execute("SELECT message_pk, trust_verdict FROM evidence ORDER BY id")
+        verdicts: dict[int, list[str]] = {}
+        for message_pk, verdict in rows:
+            verdicts.setdefault(message_pk, []).append(verdict)
+    return verdicts
+
+
+@pytest.mark.parametrize("step", REPROCESS_STEPS, ids=lambda step: f"{step.number}-{step.value}")
+def test_crash_at_each_step_of_reprocess(
+    step: Step, tmp_path: Path, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    deployment = deploy(tmp_path, dovecot, mail_user, sample_messages())
+    run_acuse(deployment.config, "poll", "--no-reconcile")
+    before = verdicts_by_message(deployment)
+    require_trust(deployment)
+    every_message = [str(number) for number in range(1, deployment.message_count + 1)]
+    reprocess = ("reprocess", "--no-reconcile", *every_message)
+
+    crashed = run_acuse(deployment.config, *reprocess, env=crash_env(step, 3))
+    after_crash = verdicts_by_message(deployment)
+    resumed = run_acuse(deployment.config, *reprocess)
+    after_resume = database_snapshot(deployment)
+    again = run_acuse(deployment.config, *reprocess)
+
+    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+    assert resumed.returncode == 0, resumed.stderr
+    assert again.returncode == 0, again.stderr
+    # Each message was replaced whole or not at all, and its evidence kept its rows.
+    assert {number: len(rows) for number, rows in after_crash.items()} == {
+        number: len(rows) for number, rows in before.items()
+    }
+    assert all(len(set(rows)) == 1 for rows in after_crash.values())
+    assert after_crash != before
+    assert set(verdicts_by_message(deployment)) == set(before)
+    assert {v for rows in verdicts_by_message(deployment).values() for v in rows} == {"unverified"}
+    assert database_snapshot(deployment) == after_resume
+    assert_invariants(deployment)
 
 
 def test_sigkill_mid_poll_loses_nothing(
