@@ -19,8 +19,9 @@ from acuse.context import AppContext
 from acuse.labels import format_count
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _
+from config.mailbox_settings import MailboxAuth
 from config.secrets import read_secret
-from config.settings import MailboxAuth, ProjectView, Settings
+from config.settings import ProjectView, Settings
 from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
 from monitor.oauth2_flows import flow_for_mailbox

@@ -11,10 +11,11 @@ from acuse.cli_queries import format_option
 from acuse.context import AppContext
 from acuse.labels import format_count, format_time
 from acuse.output import Column, OutputFormat, write_rows
+from config.alert_settings import AlertKind
 from config.database import utcnow
 from config.errors import ConfigError
 from config.i18n import _
-from config.settings import AlertKind, ProjectView, Settings, project_view
+from config.settings import ProjectView, Settings, project_view
 from reconcile.alert_delivery import deliver_outbox
 from reconcile.alert_examples import example_details
 from reconcile.alert_models import INSTALLATION, AlertEvent, OutboxMessage

@@ -5,23 +5,15 @@
 problem into a ConfigError that names the key and the fix.
 """
 
-import ipaddress
 import os
 import re
 import tomllib
-from datetime import UTC, time, timedelta
-from email.utils import parseaddr
-from enum import StrEnum
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -30,105 +22,37 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from config.crontab import crontab_trigger
-from config.durations import parse_duration
+from config.alert_settings import AlertSettings, ProjectAlertSettings, SmtpSettings
 from config.errors import ConfigError
-from config.i18n import DEFAULT_LOCALE, _, normalize_locale
+from config.i18n import DEFAULT_LOCALE, _
+from config.mailbox_settings import MailboxSettings
+from config.provider_settings import (
+    ProviderProfile,
+    ReadingLimits,
+    builtin_provider,
+    builtin_provider_names,
+)
+from config.types import Crontab, Duration, EmailAddress, LocaleName, Regex, Section, TimeZoneName
 
 CONFIG_ENV = "ACUSE_CONFIG"
-BUILTIN_PROVIDERS_DIR = Path(__file__).parent / "providers"
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
 _PROJECT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-MAX_IDLE_RENEW = timedelta(minutes=29)
 
 
-def _to_duration(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        message = f"unknown time zone {value!r}: use an IANA name such as America/Bogota"
-        raise ValueError(message) from exc
-    return value
-
-
-TimeZoneName = Annotated[str, BeforeValidator(_check_timezone)]
-
-
-def _check_locale(value: str) -> str:
-    return normalize_locale(value)
-
-
-LocaleName = Annotated[str, BeforeValidator(_check_locale)]
-
-
-def _check_email(value: str) -> str:
-    if not isinstance(value, str) or not _EMAIL.match(value.strip()):
-        message = f"invalid email address {value!r}: write it as name@domain.example"
-        raise ValueError(message)
-    return value.strip()
-
-
-EmailAddress = Annotated[str, BeforeValidator(_check_email)]
-
-
-def _check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        message = f"invalid regular expression {value!r}: {exc}"
-        raise ValueError(message) from exc
-    return value
-
-
-Regex = Annotated[str, BeforeValidator(_check_regex)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Security(StrEnum):
-    """How a mail connection is protected."""
-
-    TLS = "tls"
-    STARTTLS = "starttls"
-    PLAIN = "plain"
-
-
-def is_loopback_host(host: str) -> bool:
-    """Return whether ``host`` names this machine (``localhost`` or a loopback address)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     """Where acuse keeps its ledger, sends and matches."""
 
     url: str = "sqlite:////var/lib/acuse/acuse.db"
 
 
-class ArchiveSettings(_Section):
+class ArchiveSettings(Section):
     """The folder that keeps every raw message, addressed by its SHA-256."""
 
     path: Path = Path("/var/lib/acuse/archive")
 
 
-class Defaults(_Section):
+class Defaults(Section):
     """Values each project inherits unless it sets its own."""
 
     locale: LocaleName = DEFAULT_LOCALE
@@ -145,239 +69,6 @@ class Defaults(_Section):
     job_timeout: Duration = timedelta(minutes=30)
 
 
-class OAuth2Flow(StrEnum):
-    """The OAuth2 grant that obtains a mailbox's access tokens."""
-
-    CLIENT_CREDENTIALS = "client_credentials"
-    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant name, not a secret
-    SERVICE_ACCOUNT = "service_account"
-
-
-class OAuth2Provider(StrEnum):
-    """The identity platform whose token endpoint and scope are the defaults."""
-
-    MICROSOFT = "microsoft"
-    GOOGLE = "google"
-
-
-class SaslMechanism(StrEnum):
-    """The SASL mechanism that carries the access token; ``auto`` picks one the server offers."""
-
-    AUTO = "auto"
-    XOAUTH2 = "xoauth2"
-    OAUTHBEARER = "oauthbearer"
-
-
-# URLs, not secrets.
-MICROSOFT_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"  # noqa: S105
-MICROSOFT_DELEGATED_TENANT = "organizations"
-GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105
-OAUTH2_DEFAULT_SCOPES = {
-    (OAuth2Flow.CLIENT_CREDENTIALS, OAuth2Provider.MICROSOFT): (
-        "https://outlook.office365.com/.default"
-    ),
-    (OAuth2Flow.REFRESH_TOKEN, OAuth2Provider.MICROSOFT): (
-        "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
-    ),
-    (OAuth2Flow.SERVICE_ACCOUNT, OAuth2Provider.GOOGLE): "https://mail.google.com/",
-}
-_FLOW_PROVIDERS = {
-    OAuth2Flow.CLIENT_CREDENTIALS: OAuth2Provider.MICROSOFT,
-    OAuth2Flow.SERVICE_ACCOUNT: OAuth2Provider.GOOGLE,
-}
-_OAUTH2_REQUIRED_KEYS = {
-    OAuth2Flow.CLIENT_CREDENTIALS: ("client_id", "client_secret_file"),
-    OAuth2Flow.REFRESH_TOKEN: ("client_id", "refresh_token_file"),
-    OAuth2Flow.SERVICE_ACCOUNT: ("key_file",),
-}
-_OAUTH2_UNUSED_KEYS = {
-    OAuth2Flow.CLIENT_CREDENTIALS: ("refresh_token_file", "key_file", "subject"),
-    OAuth2Flow.REFRESH_TOKEN: ("key_file", "subject"),
-    OAuth2Flow.SERVICE_ACCOUNT: ("tenant", "client_id", "client_secret_file", "refresh_token_file"),
-}
-_OAUTH2_KEY_HINTS = {
-    "client_id": "the application (client) ID that the identity platform gave the app",
-    "client_secret_file": "the file that contains the client secret",
-    "refresh_token_file": "the file that contains the refresh token",
-    "key_file": "the service account's JSON key file",
-    "tenant": "the Microsoft Entra tenant ID or primary domain",
-}
-
-
-def _check_token_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        message = f"invalid token_url {value!r}: write an https:// URL"
-        raise ValueError(message)
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        message = (
-            f"token_url {value!r} uses plain http, which is allowed only towards a loopback "
-            "address: use https"
-        )
-        raise ValueError(message)
-    return value
-
-
-class OAuth2Settings(_Section):
-    """The token flow and endpoint of a mailbox that signs in with OAuth2.
-
-    Secrets (client secret, refresh token, service-account key) are files, read like
-    ``password_file``. ``provider``, ``scope`` and ``token_url`` default from the flow.
-    """
-
-    flow: OAuth2Flow
-    provider: OAuth2Provider | None = None
-    tenant: str | None = None
-    client_id: str | None = None
-    client_secret_file: str | None = None
-    refresh_token_file: str | None = None
-    key_file: str | None = None
-    subject: EmailAddress | None = None
-    scope: str | None = None
-    token_url: Annotated[str | None, BeforeValidator(_check_token_url)] = None
-    ca_file: Path | None = None
-    mechanism: SaslMechanism = SaslMechanism.AUTO
-
-    @model_validator(mode="after")
-    def _keys_match_flow(self) -> "OAuth2Settings":
-        flow = self.flow.value
-        for key in _OAUTH2_REQUIRED_KEYS[self.flow]:
-            if getattr(self, key) is None:
-                message = (
-                    f'{key} is required when flow = "{flow}": add it with {_OAUTH2_KEY_HINTS[key]}'
-                )
-                raise ValueError(message)
-        for key in _OAUTH2_UNUSED_KEYS[self.flow]:
-            if getattr(self, key) is not None:
-                message = f'{key} is not used when flow = "{flow}": remove it or change the flow'
-                raise ValueError(message)
-        return self
-
-    @model_validator(mode="after")
-    def _provider_matches_flow(self) -> "OAuth2Settings":
-        expected = _FLOW_PROVIDERS.get(self.flow)
-        if expected is not None and self.provider not in (None, expected):
-            message = (
-                f'flow = "{self.flow.value}" works only with provider = "{expected.value}": '
-                "use client_credentials for Microsoft 365 and service_account for Google Workspace"
-            )
-            raise ValueError(message)
-        if self.token_url is None and self.effective_provider is None:
-            message = (
-                'flow = "refresh_token" needs provider = "microsoft" or "google", or a '
-                "token_url: add one to choose the token endpoint"
-            )
-            raise ValueError(message)
-        needs_tenant = self.flow is OAuth2Flow.CLIENT_CREDENTIALS and self.token_url is None
-        if needs_tenant and self.tenant is None:
-            message = (
-                'tenant is required when flow = "client_credentials": add it with '
-                f"{_OAUTH2_KEY_HINTS['tenant']}"
-            )
-            raise ValueError(message)
-        return self
-
-    @property
-    def effective_provider(self) -> OAuth2Provider | None:
-        """The configured provider, or the only one the flow works with."""
-        return self.provider or _FLOW_PROVIDERS.get(self.flow)
-
-    @property
-    def effective_scope(self) -> str | None:
-        """The configured scope, or the provider's default for the flow (None: send no scope)."""
-        provider = self.effective_provider
-        if self.scope is not None or provider is None:
-            return self.scope
-        return OAUTH2_DEFAULT_SCOPES.get((self.flow, provider))
-
-    @property
-    def effective_token_url(self) -> str:
-        """The configured token endpoint, or the provider's."""
-        if self.token_url is not None:
-            return self.token_url
-        if self.effective_provider is OAuth2Provider.GOOGLE:
-            return GOOGLE_TOKEN_URL
-        tenant = self.tenant or MICROSOFT_DELEGATED_TENANT
-        return MICROSOFT_TOKEN_URL.format(tenant=quote(tenant, safe=""))
-
-
-class MailboxAuth(StrEnum):
-    """The sign-in method of a mailbox."""
-
-    PASSWORD = "password"  # noqa: S105 - a method name, not a secret
-    OAUTH2 = "oauth2"
-
-
-class MailboxSettings(_Section):
-    """The IMAP mailbox and folder where the provider's evidence for one project arrives."""
-
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
-    security: Security = Security.TLS
-    username: str
-    auth: MailboxAuth = MailboxAuth.PASSWORD
-    password_file: str | None = None
-    oauth2: OAuth2Settings | None = None
-    folder: str = "INBOX"
-    timeout: Duration | None = None
-    ca_file: Path | None = None
-    idle: bool = False
-    idle_renew: Duration = timedelta(minutes=10)
-
-    @field_validator("idle_renew")
-    @classmethod
-    def _renew_before_server_limit(cls, value: timedelta) -> timedelta:
-        # RFC 2177 lets a server end an IDLE after 30 minutes of inactivity; renew well before.
-        if not timedelta(seconds=1) <= value <= MAX_IDLE_RENEW:
-            message = (
-                f"idle_renew {value} is outside 1s to {MAX_IDLE_RENEW}: servers may end an IDLE "
-                "after 30 minutes, so renew it sooner, for example every 10m"
-            )
-            raise ValueError(message)
-        return value
-
-    @model_validator(mode="after")
-    def _plain_only_on_loopback(self) -> "MailboxSettings":
-        if self.security is Security.PLAIN and not is_loopback_host(self.host):
-            message = (
-                f'security = "plain" sends the password unencrypted, so it is allowed only towards '
-                f'a loopback address, not {self.host!r}: use "tls" or "starttls"'
-            )
-            raise ValueError(message)
-        return self
-
-    @model_validator(mode="after")
-    def _credentials_match_auth(self) -> "MailboxSettings":
-        if self.auth is MailboxAuth.PASSWORD and self.password_file is None:
-            message = (
-                'password_file is required when auth = "password": name the file that contains '
-                'the mailbox password, or set auth = "oauth2"'
-            )
-            raise ValueError(message)
-        if self.auth is MailboxAuth.OAUTH2 and self.oauth2 is None:
-            message = (
-                'auth = "oauth2" needs a [projects.mailbox.oauth2] table with the flow and its '
-                "settings: add it"
-            )
-            raise ValueError(message)
-        if self.auth is MailboxAuth.PASSWORD and self.oauth2 is not None:
-            message = (
-                '[projects.mailbox.oauth2] is set but auth = "password": set auth = "oauth2" to '
-                "sign in with OAuth2, or remove the table"
-            )
-            raise ValueError(message)
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        """The configured port, or the standard one for the security mode."""
-        if self.port is not None:
-            return self.port
-        return 993 if self.security is Security.TLS else 143
-
-
 SEND_LOG_FIELDS = (
     "notification_type",
     "negocio",
@@ -392,24 +83,7 @@ SEND_LOG_FIELDS = (
 )
 
 
-def _check_crontab(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        crontab_trigger(value, UTC)
-    except ValueError as exc:
-        message = (
-            f"invalid cron expression {value!r}: {exc}; write five fields "
-            '"minute hour day month weekday", such as "0 6 * * 1-5"'
-        )
-        raise ValueError(message) from exc
-    return value
-
-
-Crontab = Annotated[str, BeforeValidator(_check_crontab)]
-
-
-class SendLogSettings(_Section):
+class SendLogSettings(Section):
     """Where a project's send log comes from and how its columns are named.
 
     ``path`` is a file or a glob of PACO exports that the daemon watches. ``url`` and ``query``
@@ -460,145 +134,7 @@ class SendLogSettings(_Section):
         return value
 
 
-class AlertKind(StrEnum):
-    """What an alert is about. The values are the configuration keys and stable codes."""
-
-    CERTIFICATION_MISSING = "certification_missing"
-    DELIVERY_FAILED = "delivery_failed"
-    CERTIFICATION_REJECTED = "certification_rejected"
-    NOT_COPIED = "not_copied"
-    EVIDENCE_UNVERIFIED = "evidence_unverified"
-    ORPHAN_EVIDENCE = "orphan_evidence"
-    MAILBOX_UNREACHABLE = "mailbox_unreachable"
-    EVIDENCE_SILENCE = "evidence_silence"
-    QUARANTINED_MESSAGES = "quarantined_messages"
-    ALERT_DELIVERY_FAILING = "alert_delivery_failing"
-
-
-class AlertMode(StrEnum):
-    """When an alert is emailed: soon after it is raised, or in the project's daily digest."""
-
-    IMMEDIATE = "immediate"
-    DIGEST = "digest"
-
-
-def _parse_time_of_day(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
-    if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-        message = f"invalid time of day {value!r}: write it as HH:MM, such as 07:00"
-        raise ValueError(message)
-    return time(int(match.group(1)), int(match.group(2)))
-
-
-TimeOfDay = Annotated[time, BeforeValidator(_parse_time_of_day)]
-
-
-class SmtpSettings(_Section):
-    """The SMTP server that alert emails go out through."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
-    security: Security = Security.STARTTLS
-    username: str | None = None
-    password_file: str | None = None
-    sender: str = Field(alias="from")
-    timeout: Duration = timedelta(seconds=30)
-    ca_file: Path | None = None
-
-    @field_validator("sender")
-    @classmethod
-    def _sender_has_address(cls, value: str) -> str:
-        address = parseaddr(value)[1]
-        if not _EMAIL.match(address):
-            message = (
-                f"invalid sender {value!r}: write it as an address or as "
-                '"Name <address@domain.example>"'
-            )
-            raise ValueError(message)
-        return value
-
-    @model_validator(mode="after")
-    def _check_security(self) -> "SmtpSettings":
-        if self.security is Security.PLAIN and not is_loopback_host(self.host):
-            message = (
-                f'security = "plain" sends alerts and the password unencrypted, so it is allowed '
-                f'only towards a loopback address, not {self.host!r}: use "tls" or "starttls"'
-            )
-            raise ValueError(message)
-        if (self.username is None) != (self.password_file is None):
-            message = "username and password_file go together: set both to log in, or neither"
-            raise ValueError(message)
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        """The configured port, or the standard one for the security mode."""
-        if self.port is not None:
-            return self.port
-        return {Security.TLS: 465, Security.STARTTLS: 587, Security.PLAIN: 25}[self.security]
-
-    @property
-    def sender_address(self) -> str:
-        """The bare address of ``from``, for the SMTP envelope."""
-        return parseaddr(self.sender)[1]
-
-
-class AlertKindSettings(_Section):
-    """Overrides for one alert kind; a key left out keeps the inherited value."""
-
-    enabled: bool | None = None
-    mode: AlertMode | None = None
-    recipients: list[EmailAddress] | None = None
-
-
-def _known_alert_kinds(value: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        known = {kind.value for kind in AlertKind}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            message = f"unknown alert kind {unknown[0]!r}: use one of {', '.join(sorted(known))}"
-            raise ValueError(message)
-    return value
-
-
-AlertKindTable = Annotated[dict[str, AlertKindSettings], BeforeValidator(_known_alert_kinds)]
-
-
-class AlertSettings(_Section):
-    """How alerts are raised, grouped, reminded and delivered, for every project."""
-
-    operators: list[EmailAddress] = Field(default_factory=list)
-    reminder_every: Duration = timedelta(hours=24)
-    digest_at: TimeOfDay = time(7, 0)
-    group_window: Duration = timedelta(minutes=5)
-    lookback: Duration = timedelta(days=7)
-    resolution_notes: bool = True
-    templates: Path | None = None
-    mailbox_unreachable_after: Duration = timedelta(minutes=30)
-    evidence_silence_after: Duration = timedelta(hours=12)
-    delivery_failing_after: Duration = timedelta(hours=1)
-    retry_first: Duration = timedelta(minutes=1)
-    retry_max: Duration = timedelta(minutes=30)
-    check_every: Duration = timedelta(minutes=1)
-    kinds: AlertKindTable = Field(default_factory=dict)
-
-
-class ProjectAlertSettings(_Section):
-    """One project's alert switches and recipients; unset keys inherit from ``[alerts]``."""
-
-    enabled: bool = True
-    recipients: list[EmailAddress] | None = None
-    operators: list[EmailAddress] | None = None
-    digest: bool = True
-    digest_at: TimeOfDay | None = None
-    kinds: AlertKindTable = Field(default_factory=dict)
-
-
-class ProjectSettings(_Section):
+class ProjectSettings(Section):
     """One PACO project: who is alerted, where its evidence arrives and how it is judged."""
 
     code: str
@@ -640,144 +176,7 @@ class ProjectSettings(_Section):
         return value
 
 
-class ProviderLabels(_Section):
-    """Certificate labels per field; each list holds the synonyms in every language."""
-
-    certificate_id: list[str]
-    sender: list[str]
-    recipient: list[str]
-    subject: list[str]
-    message_id: list[str]
-    sent_at: list[str]
-    delivered_at: list[str]
-    status: list[str]
-    smtp_detail: list[str]
-    content_hash: list[str]
-    reason: list[str]
-
-
-class VerifyPolicy(StrEnum):
-    """What a failed authenticity check does to the evidence it concerns."""
-
-    REQUIRE = "require"  # the evidence is unverified and never certifies a send
-    WARN = "warn"  # the failure is recorded, and the evidence still counts
-    OFF = "off"  # the check does not run
-
-
-def _check_dkim_keys(value: dict[str, str]) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for name, record in value.items():
-        folded = name.strip().lower().rstrip(".")
-        if "._domainkey." not in folded:
-            message = (
-                f"invalid DKIM key name {name!r}: write the DNS name of the key record, "
-                "selector._domainkey.domain, such as s2026._domainkey.lleida.net"
-            )
-            raise ValueError(message)
-        if "p=" not in record.replace(" ", ""):
-            message = (
-                f"invalid DKIM key record for {name!r}: paste the TXT record, "
-                '"v=DKIM1; k=rsa; p=MIIB..."'
-            )
-            raise ValueError(message)
-        keys[folded] = record
-    return keys
-
-
-DkimKeys = Annotated[dict[str, str], AfterValidator(_check_dkim_keys)]
-
-
-class ProviderProfile(_Section):
-    """What a certifying provider's evidence looks like. The values are data, not code.
-
-    The trust keys decide how evidence is authenticated: ``verify_dkim`` and
-    ``verify_signature`` default to ``require`` once ``trust_roots`` names a PEM file and to
-    ``warn`` before. ``dkim_keys`` pins key records by their DNS name, so that verification
-    needs no DNS; with ``dkim_dns`` false no key is ever looked up in DNS.
-    """
-
-    name: str
-    sender_domains: list[str]
-    certifying_addresses: list[EmailAddress]
-    timezone: TimeZoneName
-    ignore_subject_patterns: list[Regex]
-    rejection_patterns: list[Regex]
-    failure_patterns: list[Regex]
-    subject_prefixes: list[Regex]
-    labels: ProviderLabels
-    verify_dkim: VerifyPolicy | None = None
-    verify_signature: VerifyPolicy | None = None
-    trust_roots: list[Path] = Field(default_factory=list)
-    signer_pattern: Regex | None = None
-    require_timestamp: bool = False
-    dkim_keys: DkimKeys = Field(default_factory=dict)
-    dkim_dns: bool = True
-    dns_timeout: Duration = timedelta(seconds=5)
-
-    @field_validator("sender_domains")
-    @classmethod
-    def _lowercase_domains(cls, value: list[str]) -> list[str]:
-        return [domain.strip().lower().strip(".") for domain in value]
-
-    @field_validator("dns_timeout")
-    @classmethod
-    def _positive_timeout(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            message = f"dns_timeout must be positive, not {value}"
-            raise ValueError(message)
-        return value
-
-    @property
-    def dkim_policy(self) -> VerifyPolicy:
-        """``verify_dkim``, or its default: require with trust roots, warn without."""
-        return self.verify_dkim or self._default_policy()
-
-    @property
-    def signature_policy(self) -> VerifyPolicy:
-        """``verify_signature``, or its default: require with trust roots, warn without."""
-        return self.verify_signature or self._default_policy()
-
-    def _default_policy(self) -> VerifyPolicy:
-        return VerifyPolicy.REQUIRE if self.trust_roots else VerifyPolicy.WARN
-
-
-_MIB = 1024 * 1024
-
-
-class ReadingLimits(_Section):
-    """Ceilings on one message, checked before and while it is read, and on the reader process.
-
-    A message past a size or structure limit is quarantined with the limit named. The reader
-    runs in worker processes with ``cpu_seconds`` of CPU time per message and ``memory_bytes``
-    of memory above the worker's own footprint. A worker that stays silent for ``wall_seconds``
-    is stopped and replaced.
-    """
-
-    # Lleida.net accepts sends up to 20 MB; base64 adds a third, and a forward wraps it again.
-    max_message_bytes: int = Field(default=40 * _MIB, ge=1024)
-    max_header_bytes: int = Field(default=256 * 1024, ge=1024)
-    max_mime_parts: int = Field(default=500, ge=1)
-    max_nesting_depth: int = Field(default=16, ge=1)
-    max_pdf_bytes: int = Field(default=30 * _MIB, ge=1024)
-    max_pdf_pages: int = Field(default=2000, ge=1)
-    max_decompressed_bytes: int = Field(default=100 * _MIB, ge=1024)
-    cpu_seconds: int = Field(default=20, ge=1)
-    memory_bytes: int = Field(default=1024 * _MIB, ge=16 * _MIB)
-    wall_seconds: float = Field(default=120.0, gt=0)
-    workers: int = Field(default=1, ge=1, le=32)
-
-
-def _builtin_provider(name: str) -> dict[str, Any]:
-    with (BUILTIN_PROVIDERS_DIR / f"{name}.toml").open("rb") as handle:
-        return tomllib.load(handle)
-
-
-def builtin_provider_names() -> list[str]:
-    """Names of the providers acuse ships a profile for."""
-    return sorted(path.stem for path in BUILTIN_PROVIDERS_DIR.glob("*.toml"))
-
-
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """The optional Prometheus endpoint of the daemon, as ``host:port``; unset turns it off."""
 
     listen: str | None = None
@@ -845,7 +244,7 @@ class Settings(BaseSettings):
         overrides = value if isinstance(value, dict) else {}
         merged: dict[str, Any] = {}
         for name in builtin_provider_names():
-            profile = _builtin_provider(name)
+            profile = builtin_provider(name)
             override = overrides.get(name, {})
             if isinstance(override, dict):
                 labels = {**profile.get("labels", {}), **override.get("labels", {})}

@@ -14,7 +14,7 @@ when every check is off, and VERIFIED otherwise.
 from dataclasses import dataclass
 from threading import Lock
 
-from config.settings import ProviderProfile, VerifyPolicy
+from config.provider_settings import ProviderProfile, VerifyPolicy
 from monitor.dkim_check import DkimKeys, DkimVerdict, verify_dkim
 from monitor.models import CheckResult, TrustVerdict
 from monitor.pdf_signature import SignatureTrust, SignatureVerdict, verify_pdf_signature

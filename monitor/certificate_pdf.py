@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pypdf import PasswordType, PdfReader, apply_configuration
 from pypdf.errors import LimitReachedError
 
-from config.settings import ReadingLimits
+from config.provider_settings import ReadingLimits
 from monitor.limits import Limit, LimitExceeded, exceeded
 from monitor.mime import PDF_MAGIC, PDF_MAGIC_WINDOW
 

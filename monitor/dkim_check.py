@@ -21,7 +21,7 @@ import dkim
 from dkim.dnsplug import get_txt
 from dkim.util import InvalidTagValueList, parse_tag_value
 
-from config.settings import ProviderProfile
+from config.provider_settings import ProviderProfile
 from monitor.models import CheckResult
 from monitor.provider import address_domain
 

@@ -38,7 +38,9 @@ from imapclient.exceptions import CapabilityError, IMAPClientAbortError, LoginEr
 from config.errors import AcuseError, ConfigError
 from config.i18n import _
 from config.logs import register_secret
-from config.settings import MailboxAuth, MailboxSettings, ProjectView, Security, Settings
+from config.mailbox_settings import MailboxAuth, MailboxSettings
+from config.settings import ProjectView, Settings
+from config.types import Security
 from monitor.oauth2 import AccessTokenSource, token_sources
 from monitor.sasl_bearer import BearerExchange, choose_mechanism, offered_mechanisms
 from monitor.source_errors import (

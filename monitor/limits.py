@@ -14,7 +14,7 @@ from email.message import Message
 from enum import StrEnum
 
 from config.errors import AcuseError
-from config.settings import ReadingLimits
+from config.provider_settings import ReadingLimits
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # A boundary parameter, quoted or not, as RFC 2046 section 5.1.1 writes it.

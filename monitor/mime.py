@@ -32,7 +32,7 @@ from functools import cached_property
 from html.parser import HTMLParser
 
 from config.errors import AcuseError
-from config.settings import ReadingLimits
+from config.provider_settings import ReadingLimits
 from monitor.limits import check_structure
 from monitor.provider import collapse_whitespace
 from monitor.timestamps import parse_printed_time

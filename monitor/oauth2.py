@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from config.database import utcnow
-from config.settings import MailboxSettings, Settings
+from config.mailbox_settings import MailboxSettings
+from config.settings import Settings
 from monitor.oauth2_endpoint import EndpointSettings, TokenEndpoint, TokenResponse
 from monitor.oauth2_flows import ExpiringSecrets, TokenFlow, flow_for_mailbox
 

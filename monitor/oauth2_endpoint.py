@@ -27,7 +27,8 @@ from urllib.parse import urlencode, urlsplit
 
 from config.errors import ConfigError
 from config.i18n import N_, _
-from config.settings import OAuth2Flow, OAuth2Provider, is_loopback_host
+from config.mailbox_settings import OAuth2Flow, OAuth2Provider
+from config.types import is_loopback_host
 from monitor.oauth2_errors import (
     OAuth2Error,
     TokenEndpointUnreachable,

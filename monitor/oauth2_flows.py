@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from config.i18n import _
 from config.logs import forget_secret, register_secret
+from config.mailbox_settings import MailboxSettings, OAuth2Flow, OAuth2Settings
 from config.secrets import read_secret, secret_path
-from config.settings import MailboxSettings, OAuth2Flow, OAuth2Settings, Settings
+from config.settings import Settings
 from monitor.oauth2_endpoint import TokenResponse
 from monitor.oauth2_errors import ServiceAccountKeyInvalid
 

@@ -36,7 +36,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from config.errors import ConfigError
 from config.i18n import _
-from config.settings import ProviderProfile
+from config.provider_settings import ProviderProfile
 from monitor.models import CheckResult
 
 log = logging.getLogger(__name__)

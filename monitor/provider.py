@@ -14,7 +14,7 @@ from enum import StrEnum
 from threading import Lock
 from zoneinfo import ZoneInfo
 
-from config.settings import ProviderLabels, ProviderProfile
+from config.provider_settings import ProviderLabels, ProviderProfile
 
 # A domain acuse accepts as a provider's: ASCII letters, digits and hyphens in dot-separated
 # labels. Anything else (Unicode look-alikes, full-width dots) is never the provider.

@@ -27,7 +27,7 @@ import struct
 import sys
 from typing import IO, Any
 
-from config.settings import ProviderProfile, ReadingLimits
+from config.provider_settings import ProviderProfile, ReadingLimits
 from monitor.limits import Limit
 from monitor.reading import read_message
 

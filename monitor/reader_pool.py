@@ -27,7 +27,7 @@ from email.policy import compat32
 from threading import Lock
 from typing import IO, Any, Protocol
 
-from config.settings import ProviderProfile, ReadingLimits
+from config.provider_settings import ProviderProfile, ReadingLimits
 from monitor.authenticity import trust_context_for
 from monitor.limits import Limit
 from monitor.mime import (

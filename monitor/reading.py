@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from config.settings import ProviderProfile, ReadingLimits
+from config.provider_settings import ProviderProfile, ReadingLimits
 from monitor.authenticity import Authenticity, TrustContext, trust_context_for
 from monitor.certificate_pdf import CertificatePdfReading, PdfDocumentText, read_certificate_pdf
 from monitor.certificate_text import (

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from config.logs import register_secret
-from config.settings import SaslMechanism
+from config.mailbox_settings import SaslMechanism
 
 XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"

@@ -21,12 +21,13 @@ from email.utils import make_msgid
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
+from config.alert_settings import AlertKind
 from config.database import Database
 from config.errors import AcuseError
 from config.i18n import _
 from config.logs import register_secret
 from config.secrets import read_secret
-from config.settings import AlertKind, Settings, project_views
+from config.settings import Settings, project_views
 from reconcile.alert_models import Alert, AlertEvent, OutboxItem, OutboxMessage, OutboxPurpose
 from reconcile.alert_render import (
     DaySummary,

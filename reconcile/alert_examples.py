@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.settings import AlertKind
+from config.alert_settings import AlertKind
 
 
 def example_details(kind: AlertKind, now: datetime) -> dict[str, Any]:

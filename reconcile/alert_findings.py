@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import false, func, or_, select
 from sqlmodel import Session, col
 
-from config.settings import AlertKind, ProjectView, Settings
+from config.alert_settings import AlertKind
+from config.settings import ProjectView, Settings
 from monitor.models import Evidence, MailboxHealth, MessageClass, StoredMessage
 from reconcile.alert_models import Alert, OutboxMessage, Resolution
 from reconcile.models import Send, SendState

@@ -12,8 +12,8 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, LargeBinary, String, Text, text
 from sqlmodel import Field, SQLModel
 
+from config.alert_settings import AlertKind
 from config.database import UTCDateTime, enum_type
-from config.settings import AlertKind
 from monitor.models import Evidence, StoredMessage  # noqa: F401 - foreign keys refer to them
 from reconcile.models import Send  # noqa: F401 - alert.send_id refers to its table
 

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from config.alert_settings import AlertKind
 from config.database import Database
-from config.settings import AlertKind, ProjectView, Settings, project_views
+from config.settings import ProjectView, Settings, project_views
 from reconcile.alert_findings import (
     SEND_KINDS,
     Finding,

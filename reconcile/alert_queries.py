@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from config.settings import AlertKind, Settings, project_view
+from config.alert_settings import AlertKind
+from config.settings import Settings, project_view
 from reconcile.alert_findings import find_problems
 from reconcile.alert_models import Alert, OutboxMessage, Resolution
 from reconcile.alert_routing import kind_route

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from config.settings import AlertMode, ProjectView, Settings
+from config.alert_settings import AlertMode
+from config.settings import ProjectView, Settings
 from reconcile.alert_models import (
     Alert,
     AlertEvent,

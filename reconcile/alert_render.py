@@ -29,9 +29,10 @@ from jinja2 import (
     select_autoescape,
 )
 
+from config.alert_settings import AlertKind
 from config.errors import AcuseError
 from config.i18n import _, translation
-from config.settings import AlertKind, Settings
+from config.settings import Settings
 from reconcile.alert_models import AlertEvent
 from reconcile.alert_routing import AlertScope
 from reconcile.alert_rows import Column, RowFormatter

@@ -10,14 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from config.settings import (
-    AlertKind,
-    AlertKindSettings,
-    AlertMode,
-    ProjectView,
-    Settings,
-    project_views,
-)
+from config.alert_settings import AlertKind, AlertKindSettings, AlertMode
+from config.settings import ProjectView, Settings, project_views
 from reconcile.alert_models import INSTALLATION
 
 OPERATIONAL_KINDS = frozenset(

@@ -13,8 +13,8 @@ from typing import Any
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
+from config.alert_settings import AlertKind
 from config.i18n import N_
-from config.settings import AlertKind
 from reconcile.alert_findings import SEND_KINDS
 from reconcile.alert_models import Resolution
 from reconcile.alert_routing import AlertScope

@@ -7,8 +7,8 @@ when an email is rendered, with the catalog of the project's locale. Subjects ta
 
 from collections.abc import Callable
 
+from config.alert_settings import AlertKind
 from config.i18n import N_
-from config.settings import AlertKind
 
 PluralTranslate = Callable[[str, str, int], str]
 

@@ -13,9 +13,10 @@ import ssl
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from config.alert_settings import SmtpSettings
 from config.errors import AcuseError
 from config.i18n import _
-from config.settings import Security, SmtpSettings
+from config.types import Security
 
 
 class SmtpError(AcuseError):

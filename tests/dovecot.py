@@ -38,7 +38,8 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from config.settings import MailboxSettings, Security
+from config.mailbox_settings import MailboxSettings
+from config.types import Security
 
 HOST = "127.0.0.1"
 MAIL_UID = 65534

@@ -37,7 +37,8 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from config.settings import ProviderProfile, settings_from_mapping
+from config.provider_settings import ProviderProfile
+from config.settings import settings_from_mapping
 from tests.trust_pki import DKIM_DOMAIN, DKIM_SELECTOR, DkimKey, KeyPair, invented_pki
 
 PROVIDER_FROM = "Lleida.net <noreply@certificado.lleida.net>"

@@ -12,8 +12,9 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from sqlmodel import select
 
+from config.alert_settings import AlertKind
 from config.database import Database
-from config.settings import AlertKind, Settings
+from config.settings import Settings
 from monitor.mailbox_health import record_poll_failure, record_poll_success
 from reconcile.alert_models import Alert, OutboxItem, OutboxMessage, OutboxPurpose, Resolution
 from reconcile.alert_policy import evaluate_alerts, evaluate_digests

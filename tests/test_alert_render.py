@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from config.alert_settings import AlertKind
 from config.i18n import translation
-from config.settings import AlertKind, Settings, project_view
+from config.settings import Settings, project_view
 from reconcile.alert_models import AlertEvent
 from reconcile.alert_render import (
     DaySummary,

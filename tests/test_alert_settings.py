@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from config.alert_settings import AlertKind, AlertMode
 from config.errors import ConfigError
-from config.settings import AlertKind, AlertMode, Security, Settings, load_settings, project_view
+from config.settings import Settings, load_settings, project_view
+from config.types import Security
 from reconcile.alert_routing import kind_route, latest_digest_time, next_digest_time
 from tests.alert_scenario import local
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import ProviderProfile, VerifyPolicy
+from config.provider_settings import ProviderProfile, VerifyPolicy
 from monitor.models import CheckResult, MessageClass, TrustVerdict
 from monitor.reading import MessageReading, read_message
 from tests.evidence_factory import (

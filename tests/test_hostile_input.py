@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from config.settings import ReadingLimits
+from config.provider_settings import ReadingLimits
 from monitor.mime import parse_header_date, parse_message
 from monitor.models import MessageClass
 from monitor.reading import MessageReading, QuarantineCode, read_message

@@ -19,7 +19,8 @@ import pytest
 from acuse.demo import SAMPLES_DIR
 from config.database import Database
 from config.logs import JsonFormatter
-from config.settings import Security, Settings, project_view
+from config.settings import Settings, project_view
+from config.types import Security
 from monitor.archive import Archive
 from monitor.imap_source import ImapSource
 from monitor.mailbox_poll import poll_mailbox

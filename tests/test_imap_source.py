@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from config.settings import Security, Settings, project_view
+from config.settings import Settings, project_view
+from config.types import Security
 from monitor.imap_source import FetchedMessage, ImapSource
 from monitor.source_errors import (
     FolderNotFound,

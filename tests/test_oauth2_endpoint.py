@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError
-from config.settings import OAuth2Flow, OAuth2Provider
+from config.mailbox_settings import OAuth2Flow, OAuth2Provider
 from monitor.oauth2_endpoint import EndpointSettings, TokenEndpoint
 from monitor.oauth2_errors import (
     TokenEndpointUnreachable,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import MailboxAuth, load_settings
+from config.mailbox_settings import MailboxAuth
+from config.settings import load_settings
 
 DOCS = Path(__file__).parent.parent / "docs"
 GUIDES = ("oauth2.md", "oauth2.es.md")

@@ -5,15 +5,14 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError
-from config.settings import (
+from config.mailbox_settings import (
     MailboxAuth,
     OAuth2Flow,
     OAuth2Provider,
     OAuth2Settings,
     SaslMechanism,
-    Settings,
-    load_settings,
 )
+from config.settings import Settings, load_settings
 
 PROJECT = """
 [database]

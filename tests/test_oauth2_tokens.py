@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from config.logs import redact
-from config.settings import MailboxSettings, Settings
+from config.mailbox_settings import MailboxSettings
+from config.settings import Settings
 from monitor.oauth2 import AccessTokenSource, TokenSources, build_token_source
 from monitor.oauth2_errors import TokenRequestRejected
 from tests.oauth2_provider import (

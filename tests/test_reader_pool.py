@@ -7,7 +7,8 @@ import pytest
 from sqlmodel import select
 
 from config.database import Database
-from config.settings import ReadingLimits, project_view, settings_from_mapping
+from config.provider_settings import ReadingLimits
+from config.settings import project_view, settings_from_mapping
 from monitor.archive import Archive
 from monitor.ingest import IncomingMessage, Ingestor
 from monitor.models import MessageClass, StoredMessage

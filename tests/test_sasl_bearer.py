@@ -2,7 +2,7 @@
 
 import pytest
 
-from config.settings import SaslMechanism
+from config.mailbox_settings import SaslMechanism
 from monitor.sasl_bearer import BearerExchange, choose_mechanism, offered_mechanisms
 
 CAPABILITIES = (b"IMAP4REV1", b"SASL-IR", b"AUTH=PLAIN", b"AUTH=XOAUTH2", b"AUTH=OAUTHBEARER")

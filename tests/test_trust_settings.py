@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from config.errors import ConfigError
-from config.settings import ReadingLimits, VerifyPolicy, project_view, settings_from_mapping
+from config.provider_settings import ReadingLimits, VerifyPolicy
+from config.settings import project_view, settings_from_mapping
 
 
 def lleida(tmp_path: Path, **keys: Any) -> dict[str, Any]:

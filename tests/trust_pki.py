@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from config.settings import ProviderProfile, settings_from_mapping
+from config.provider_settings import ProviderProfile
+from config.settings import settings_from_mapping
 
 DKIM_DOMAIN = "lleida.net"
 DKIM_SELECTOR = "acuse2026"

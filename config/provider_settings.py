@@ -1,0 +1,158 @@
+"""Provider profiles: how a certifying provider's evidence looks, and how far it is trusted.
+
+The built-in profiles are data files in ``config/providers``; the configuration file can
+override any key under ``[providers.NAME]``.
+"""
+
+import tomllib
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    field_validator,
+)
+
+from config.types import Duration, EmailAddress, Regex, Section, TimeZoneName
+
+BUILTIN_PROVIDERS_DIR = Path(__file__).parent / "providers"
+
+
+class ProviderLabels(Section):
+    """Certificate labels per field; each list holds the synonyms in every language."""
+
+    certificate_id: list[str]
+    sender: list[str]
+    recipient: list[str]
+    subject: list[str]
+    message_id: list[str]
+    sent_at: list[str]
+    delivered_at: list[str]
+    status: list[str]
+    smtp_detail: list[str]
+    content_hash: list[str]
+    reason: list[str]
+
+
+class VerifyPolicy(StrEnum):
+    """What a failed authenticity check does to the evidence it concerns."""
+
+    REQUIRE = "require"  # the evidence is unverified and never certifies a send
+    WARN = "warn"  # the failure is recorded, and the evidence still counts
+    OFF = "off"  # the check does not run
+
+
+def _check_dkim_keys(value: dict[str, str]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for name, record in value.items():
+        folded = name.strip().lower().rstrip(".")
+        if "._domainkey." not in folded:
+            message = (
+                f"invalid DKIM key name {name!r}: write the DNS name of the key record, "
+                "selector._domainkey.domain, such as s2026._domainkey.lleida.net"
+            )
+            raise ValueError(message)
+        if "p=" not in record.replace(" ", ""):
+            message = (
+                f"invalid DKIM key record for {name!r}: paste the TXT record, "
+                '"v=DKIM1; k=rsa; p=MIIB..."'
+            )
+            raise ValueError(message)
+        keys[folded] = record
+    return keys
+
+
+DkimKeys = Annotated[dict[str, str], AfterValidator(_check_dkim_keys)]
+
+
+class ProviderProfile(Section):
+    """What a certifying provider's evidence looks like. The values are data, not code.
+
+    The trust keys decide how evidence is authenticated: ``verify_dkim`` and
+    ``verify_signature`` default to ``require`` once ``trust_roots`` names a PEM file and to
+    ``warn`` before. ``dkim_keys`` pins key records by their DNS name, so that verification
+    needs no DNS; with ``dkim_dns`` false no key is ever looked up in DNS.
+    """
+
+    name: str
+    sender_domains: list[str]
+    certifying_addresses: list[EmailAddress]
+    timezone: TimeZoneName
+    ignore_subject_patterns: list[Regex]
+    rejection_patterns: list[Regex]
+    failure_patterns: list[Regex]
+    subject_prefixes: list[Regex]
+    labels: ProviderLabels
+    verify_dkim: VerifyPolicy | None = None
+    verify_signature: VerifyPolicy | None = None
+    trust_roots: list[Path] = Field(default_factory=list)
+    signer_pattern: Regex | None = None
+    require_timestamp: bool = False
+    dkim_keys: DkimKeys = Field(default_factory=dict)
+    dkim_dns: bool = True
+    dns_timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _lowercase_domains(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower().strip(".") for domain in value]
+
+    @field_validator("dns_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            message = f"dns_timeout must be positive, not {value}"
+            raise ValueError(message)
+        return value
+
+    @property
+    def dkim_policy(self) -> VerifyPolicy:
+        """``verify_dkim``, or its default: require with trust roots, warn without."""
+        return self.verify_dkim or self._default_policy()
+
+    @property
+    def signature_policy(self) -> VerifyPolicy:
+        """``verify_signature``, or its default: require with trust roots, warn without."""
+        return self.verify_signature or self._default_policy()
+
+    def _default_policy(self) -> VerifyPolicy:
+        return VerifyPolicy.REQUIRE if self.trust_roots else VerifyPolicy.WARN
+
+
+_MIB = 1024 * 1024
+
+
+class ReadingLimits(Section):
+    """Ceilings on one message, checked before and while it is read, and on the reader process.
+
+    A message past a size or structure limit is quarantined with the limit named. The reader
+    runs in worker processes with ``cpu_seconds`` of CPU time per message and ``memory_bytes``
+    of memory above the worker's own footprint. A worker that stays silent for ``wall_seconds``
+    is stopped and replaced.
+    """
+
+    # Lleida.net accepts sends up to 20 MB; base64 adds a third, and a forward wraps it again.
+    max_message_bytes: int = Field(default=40 * _MIB, ge=1024)
+    max_header_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_mime_parts: int = Field(default=500, ge=1)
+    max_nesting_depth: int = Field(default=16, ge=1)
+    max_pdf_bytes: int = Field(default=30 * _MIB, ge=1024)
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    max_decompressed_bytes: int = Field(default=100 * _MIB, ge=1024)
+    cpu_seconds: int = Field(default=20, ge=1)
+    memory_bytes: int = Field(default=1024 * _MIB, ge=16 * _MIB)
+    wall_seconds: float = Field(default=120.0, gt=0)
+    workers: int = Field(default=1, ge=1, le=32)
+
+
+def builtin_provider(name: str) -> dict[str, Any]:
+    with (BUILTIN_PROVIDERS_DIR / f"{name}.toml").open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def builtin_provider_names() -> list[str]:
+    """Names of the providers acuse ships a profile for."""
+    return sorted(path.stem for path in BUILTIN_PROVIDERS_DIR.glob("*.toml"))
