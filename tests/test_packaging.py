@@ -25,7 +25,7 @@ def data_files() -> list[str]:
     return sorted(set(found) - BUILD_ONLY)
 
 
-def test_every_data_file_is_in_package_data() -> None:
+def test_package_data_lists_every_file() -> None:
     globs = shipped_globs()
     missing = []
     for name in data_files():
@@ -35,5 +35,5 @@ def test_every_data_file_is_in_package_data() -> None:
     assert missing == [], f"add these to [tool.setuptools.package-data]: {missing}"
 
 
-def test_the_builtin_provider_profile_is_shipped() -> None:
+def test_package_data_ships_provider_profile() -> None:
     assert "config/providers/lleida.toml" in data_files()
