@@ -29,6 +29,8 @@ from tests.alert_scenario import (
 )
 from tests.smtp_server import FREEZEGUN_IGNORE, PASSWORD, USERNAME, SmtpServer
 
+pytestmark = pytest.mark.both_engines
+
 START = local(2026, 11, 3, 8, 0)
 SENDS = [
     SendSpec("2001", "Ana Peñaloza", "ana.penaloza@correo.example", local(2026, 11, 3, 9, 0)),

@@ -27,6 +27,8 @@ from tests.alert_scenario import (
 )
 from tests.smtp_server import FREEZEGUN_IGNORE, SmtpServer
 
+pytestmark = pytest.mark.both_engines
+
 SEND = SendSpec(
     negocio="1075",
     client="Fabio Londoño",

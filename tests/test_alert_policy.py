@@ -40,6 +40,8 @@ from tests.evidence_factory import (
 )
 from tests.smtp_server import FREEZEGUN_IGNORE, SmtpServer
 
+pytestmark = pytest.mark.both_engines
+
 SENT = local(2026, 11, 3, 9, 0)
 MAILBOX = {
     "host": "imap.constructora.example",

@@ -14,6 +14,8 @@ from monitor.models import StoredMessage
 from monitor.reader_pool import InProcessReader
 from tests.evidence_factory import evidence_email, rejection_email
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
 def ingestor(tmp_path: Path, database: Database) -> Ingestor:

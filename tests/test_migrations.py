@@ -1,5 +1,6 @@
 """The Alembic revisions: the schema they build matches the models, and the code knows the head."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -14,6 +15,8 @@ from config.database import (
     current_revisions,
     open_database,
 )
+
+pytestmark = pytest.mark.both_engines
 
 
 def test_schema_revision_is_head(database: Database) -> None:

@@ -14,6 +14,8 @@ from monitor.models import Evidence, EvidenceKind, MessageClass, StoredMessage
 from reconcile.models import MatchCandidate, MatchRule, Send, SendState
 from reconcile.reconciliation import reconcile_project
 
+pytestmark = pytest.mark.both_engines
+
 SENT = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
 _numbers = count(1)
 

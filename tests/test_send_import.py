@@ -18,6 +18,8 @@ from reconcile.send_import import import_send_log
 from reconcile.send_log import SendLogError
 from tests.send_log_samples import HEADERS, TITLE_ROWS, make_project, row, write_csv, write_xlsx
 
+pytestmark = pytest.mark.both_engines
+
 NOW = datetime(2024, 4, 1, 12, 0, tzinfo=UTC)
 MARCH_ROWS = [
     row("ana@example.co", "05/03/2024 15:45", "Estado de cuenta marzo"),
@@ -254,8 +256,12 @@ def test_times_stored_in_utc(tmp_path: Path, database: Database, project: Projec
 
     import_send_log(database, path, project, NOW)
 
+    # Read the column without the model's type, to see what the engine itself stores.
+    query = "SELECT sent_at FROM send ORDER BY id"
+    if database.dialect == "postgresql":
+        query = "SELECT to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM send ORDER BY id"
     with database.session() as session:
-        raw = session.connection().execute(text("SELECT sent_at FROM send ORDER BY id")).all()
+        raw = session.connection().execute(text(query)).all()
     assert [value for (value,) in raw] == [
         "2024-03-05 20:45:00.000000",
         "2024-03-05 22:30:00.000000",

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from acuse.send_log_watch import SendLogImporter
@@ -13,6 +14,8 @@ from config.database import Database
 from config.settings import ProjectView, Settings, project_view
 from reconcile.models import SendImport
 from tests.send_log_samples import HEADERS, row, write_csv
+
+pytestmark = pytest.mark.both_engines
 
 MARCH = [row("ana@example.co", "05/03/2024 15:45", "Estado de cuenta marzo")]
 APRIL = [row("marta@example.co", "02/04/2024 10:00", "Estado de cuenta abril", negocio="N-104")]

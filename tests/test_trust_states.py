@@ -3,6 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from config.database import Database
@@ -16,6 +17,8 @@ from reconcile.reconciliation import reconcile_project, subject_normalizer
 from tests.evidence_factory import signed_evidence_email
 from tests.test_reconciliation import SENT, add_evidence, add_send, project
 from tests.trust_pki import DKIM_RECORD_NAME, SIGNER_PATTERN, invented_pki
+
+pytestmark = pytest.mark.both_engines
 
 __all__ = ["project"]
 
