@@ -26,8 +26,10 @@ from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from acuse.checks import check_archive_writable
+from acuse.instances import InstanceKeeper
 from acuse.jobs import DaemonServices, JobBuilder, build_jobs
 from acuse.metrics import DaemonMetrics
 from acuse.scheduling import (
@@ -112,10 +114,13 @@ class Daemon:
         check_archive_writable(settings)
         self.settings = settings
         self.database = database
+        instance = InstanceKeeper(database, settings)
+        instance.register(self._clock())
+        instance.renew(settings, self._clock())
 
         running = RunningJobs(self._stop)
         services = DaemonServices(
-            database, Archive(settings.archive_path), running, self._stop, self._report
+            database, Archive(settings.archive_path), running, self._stop, self._report, instance
         )
         self.services = services
         self.runner = JobRunner(running, self._clock, self._report)
@@ -134,6 +139,7 @@ class Daemon:
                 "projects": len(settings.projects),
                 "jobs": len(specs),
                 "pid": os.getpid(),
+                "instance": instance.instance_id,
             },
         )
         self.notifier.ready(_("Started with {count} jobs.").format(count=len(specs)))
@@ -182,12 +188,25 @@ class Daemon:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         stragglers = self._finish_running_jobs()
+        self._retire_instance()
         if self.metrics is not None:
             self.metrics.close()
         if self.database is not None and not stragglers:
             self.database.dispose()
         log.info("daemon stopped", extra={"unfinished_jobs": stragglers})
         self.notifier.close()
+
+    def _retire_instance(self) -> None:
+        """Hand this instance's mailboxes to the others now instead of when the leases lapse."""
+        if self.services is None or self.services.instance is None:
+            return
+        try:
+            self.services.instance.retire()
+        except SQLAlchemyError as exc:
+            log.error(
+                "leases not released at stop; other instances take them when they lapse",
+                extra={"instance": self.services.instance.instance_id, "error": str(exc)},
+            )
 
     def _serve_signals(self) -> None:
         while not self._stop.is_set():

@@ -147,7 +147,12 @@ class IdleWatcher(threading.Thread):
             self.services.report(JobOutcome(self.spec, started, utcnow(), error=error))
 
     def _continue_with(self, run: JobRun) -> Callable[[], bool]:
-        return lambda: run.should_continue() and not self._stop_event.is_set()
+        folder = self.spec.mailbox or ""
+        return lambda: (
+            run.should_continue()
+            and not self._stop_event.is_set()
+            and self.services.holds_mailbox(self.project.code, folder)
+        )
 
     def _retry_later(self, started: datetime, error: str) -> None:
         self.state = WatchState.RETRYING
@@ -186,6 +191,13 @@ class IdleWatchers:
             self._watchers[project.code] = watcher
             watcher.start()
             return watcher
+
+    def stop(self, code: str) -> None:
+        """Stop the watcher of project ``code``, if one runs."""
+        with self._lock:
+            watcher = self._watchers.pop(code, None)
+        if watcher is not None:
+            watcher.stop()
 
     def retain(self, fingerprints: dict[str, str]) -> None:
         """Stop the watchers of projects not in ``fingerprints`` or whose settings changed."""

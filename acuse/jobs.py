@@ -6,7 +6,8 @@ jobs by id and fingerprint. A new kind of job is one more builder appended to JO
 runner gives it backoff, a time limit and error logs.
 
 A project's lock serialises its reconciliation passes. A mailbox's lock serialises its polls,
-so the poll job and the IDLE watcher never read the same folder at once.
+so the poll job and the IDLE watcher never read the same folder at once. Among several
+instances, a mailbox is polled only by the instance that holds its lease (acuse.instances).
 """
 
 import hashlib
@@ -19,6 +20,7 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from acuse.idle_watch import IdleWatchers
+from acuse.instances import InstanceKeeper, configured_mailboxes
 from acuse.polling import MailboxPoller, mailbox_folder
 from acuse.scheduling import (
     JobOutcome,
@@ -53,6 +55,7 @@ class DaemonServices:
     running: RunningJobs
     stop: threading.Event
     report: Callable[[JobOutcome], None] = lambda outcome: None
+    instance: InstanceKeeper | None = None
     idle_watchers: IdleWatchers = field(init=False)
     _project_locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
@@ -71,6 +74,10 @@ class DaemonServices:
     def mailbox_lock(self, code: str) -> threading.Lock:
         """Return the lock that serialises polls of project ``code``'s mailbox."""
         return self._mailbox_locks[code]
+
+    def holds_mailbox(self, project: str, folder: str) -> bool:
+        """Whether this instance may poll the folder now; always true without an instance."""
+        return self.instance is None or self.instance.holds(project, folder)
 
     def poller(self, settings: Settings) -> MailboxPoller:
         return MailboxPoller(settings, self.database, self.archive)
@@ -116,9 +123,18 @@ def aborted_error_text(run: JobRun) -> Callable[[AcuseError], str]:
 def poll_job(
     services: DaemonServices, settings: Settings, project: ProjectView, run: JobRun
 ) -> None:
-    """Poll the project's mailbox once, unless its IDLE watcher keeps it up to date."""
+    """Poll the project's mailbox once, unless its IDLE watcher keeps it up to date.
+
+    Without the mailbox's lease the job stops the mailbox's IDLE watcher and does nothing;
+    losing the lease during a poll ends the poll after the batch in progress.
+    """
     mailbox = project.settings.mailbox
     assert mailbox is not None
+    if not services.holds_mailbox(project.code, mailbox.folder):
+        services.idle_watchers.stop(project.code)
+        log.debug("poll skipped: another instance holds the mailbox", extra=run.spec.log_fields())
+        return
+
     if mailbox.idle:
         watcher = services.idle_watchers.ensure(settings, project, run.spec.fingerprint)
         if watcher.owns_mailbox:
@@ -130,7 +146,9 @@ def poll_job(
     with services.mailbox_lock(project.code):
         result = services.poller(settings).poll_once(
             project,
-            should_continue=run.should_continue,
+            should_continue=lambda: (
+                run.should_continue() and services.holds_mailbox(project.code, mailbox.folder)
+            ),
             on_source=lambda source: run.on_abort(source.abort),
             error_text=aborted_error_text(run),
         )
@@ -146,7 +164,7 @@ def send_log_job(
     services: DaemonServices, settings: Settings, project: ProjectView, run: JobRun
 ) -> None:
     """Import what is new in the project's send log, then reconcile when sends were added."""
-    importer = SendLogImporter(settings, services.database)
+    importer = SendLogImporter(settings, services.database, services.instance)
     summaries = importer.import_new(project, run.should_continue)
     if any(summary.added for summary in summaries):
         services.reconcile(project)
@@ -264,7 +282,43 @@ def alert_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
     return specs
 
 
-JOB_BUILDERS: list[JobBuilder] = [mailbox_jobs, send_log_jobs, reconcile_jobs, alert_jobs]
+def renew_instance_job(services: DaemonServices, settings: Settings, run: JobRun) -> None:
+    """Renew this instance's leases and take its share of the mailboxes nobody holds."""
+    assert services.instance is not None
+    services.instance.renew(settings, utcnow())
+
+
+def _instance_fingerprint(settings: Settings) -> str:
+    digest = hashlib.sha256(settings.instances.model_dump_json().encode())
+    digest.update(repr(configured_mailboxes(settings)).encode())
+    return digest.hexdigest()[:16]
+
+
+def instance_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
+    """The lease renewal job, every ``instances.renew_every``, when the daemon has an instance."""
+    if services.instance is None:
+        return []
+    every = settings.instances.renew_every
+    return [
+        JobSpec(
+            id="instances:renew",
+            func=partial(renew_instance_job, services, settings),
+            trigger=interval_trigger(every, ZoneInfo(settings.defaults.timezone)),
+            fingerprint=_instance_fingerprint(settings),
+            timeout=settings.instances.hold_for,
+            retry_base=every,
+            max_backoff=every,
+        )
+    ]
+
+
+JOB_BUILDERS: list[JobBuilder] = [
+    instance_jobs,
+    mailbox_jobs,
+    send_log_jobs,
+    reconcile_jobs,
+    alert_jobs,
+]
 
 
 def build_jobs(

@@ -1,7 +1,11 @@
 """The daemon's send-log import: new or changed export files, or the result of a SQL query.
 
-A file is imported when no earlier import of the project had the same SHA-256, so an
-unchanged export is skipped however often the glob sees it. A file changed in the last
+A file is imported when no earlier import of the project with the same SHA-256 ran to its
+end, so an unchanged export is skipped however often the glob sees it. Among several daemon
+instances, the one that claims ``send-log:<project>:<sha256>`` imports the file and the others
+skip it, also when they all see the new file at once; an instance that dies mid-import loses
+its claim when it lapses, and the next one imports the whole file again, adding only the rows
+that are missing. A file changed in the last
 SETTLE_TIME is left for the next turn, because it may still be being written, and a half
 written CSV would store a truncated last row. A query result is imported when its digest
 differs from the last import of that query.
@@ -10,13 +14,15 @@ differs from the last import of that query.
 import glob
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
 
+from acuse.instances import InstanceKeeper
 from config.database import Database, utcnow
 from config.settings import ProjectView, Settings
 from reconcile.models import SendImport
@@ -35,6 +41,7 @@ class SendLogImporter:
 
     settings: Settings
     database: Database
+    instance: InstanceKeeper | None = None
 
     def import_new(
         self, project: ProjectView, should_continue: Callable[[], bool] = lambda: True
@@ -69,21 +76,67 @@ class SendLogImporter:
                 )
                 continue
             digest = file_sha256(path)
-            if sha256_imported(self.database, project.code, digest):
-                log.debug(
-                    "send-log file already imported",
-                    extra={"project": project.code, "path": str(path), "sha256": digest},
-                )
-                continue
-            items = read_send_log(path, project)
-            summaries.append(
-                import_send_rows(
-                    self.database, items, project, utcnow(), source=path.resolve(), sha256=digest
-                )
-            )
+            with self._claimed(f"send-log:{project.code}:{digest}") as claimed:
+                if not claimed:
+                    log.info(
+                        "send-log file is being imported by another instance",
+                        extra={"project": project.code, "path": str(path), "sha256": digest},
+                    )
+                    continue
+                summary = self._import_file(project, path, digest)
+            if summary is not None:
+                summaries.append(summary)
         return summaries
 
+    def _import_file(self, project: ProjectView, path: Path, digest: str) -> ImportSummary | None:
+        if sha256_imported(self.database, project.code, digest):
+            log.debug(
+                "send-log file already imported",
+                extra={"project": project.code, "path": str(path), "sha256": digest},
+            )
+            return None
+        items = read_send_log(path, project)
+        return import_send_rows(
+            self.database,
+            items,
+            project,
+            utcnow(),
+            source=path.resolve(),
+            sha256=digest,
+            after_batch=self._renewal(f"send-log:{project.code}:{digest}"),
+        )
+
+    @contextmanager
+    def _claimed(self, name: str) -> Iterator[bool]:
+        """Claim the work ``name`` for the block; true without an instance, which works alone."""
+        if self.instance is None:
+            yield True
+            return
+        if not self.instance.claim(name):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.instance.release(name)
+
+    def _renewal(self, name: str) -> Callable[[], None] | None:
+        instance = self.instance
+        if instance is None:
+            return None
+        return lambda: instance.renew_claim(name)
+
     def _import_query(self, project: ProjectView) -> ImportSummary | None:
+        with self._claimed(f"send-log-query:{project.code}") as claimed:
+            if not claimed:
+                log.info(
+                    "send-log query is being imported by another instance",
+                    extra={"project": project.code},
+                )
+                return None
+            return self._import_query_result(project)
+
+    def _import_query_result(self, project: ProjectView) -> ImportSummary | None:
         query = send_log_query(self.settings, project)
         digest = query_digest(query)
         if digest == self._last_digest(project.code, query.source):
@@ -94,13 +147,23 @@ class SendLogImporter:
             return None
         items = read_send_log_query(query, project)
         return import_send_rows(
-            self.database, items, project, utcnow(), source=query.source, sha256=digest
+            self.database,
+            items,
+            project,
+            utcnow(),
+            source=query.source,
+            sha256=digest,
+            after_batch=self._renewal(f"send-log-query:{project.code}"),
         )
 
     def _last_digest(self, project: str, source: str) -> str | None:
         statement = (
             select(SendImport.sha256)
-            .where(SendImport.project == project, SendImport.path == source)
+            .where(
+                SendImport.project == project,
+                SendImport.path == source,
+                col(SendImport.finished_at).is_not(None),
+            )
             .order_by(col(SendImport.id).desc())
             .limit(1)
         )

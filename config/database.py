@@ -3,10 +3,13 @@
 SQLite is tuned for a crash-safe single writer: WAL journal, ``synchronous=FULL``, a busy timeout,
 foreign keys on, and write transactions that take the write lock when they begin
 (``BEGIN IMMEDIATE``). Two writers therefore never deadlock halfway through; the second waits up
-to the busy timeout. PostgreSQL needs none of this. Alembic owns the schema: ``open_database``
-upgrades it to the newest revision.
+to the busy timeout. PostgreSQL runs write transactions concurrently, so a write that reads
+state and then changes it names a lock (``write(lock=...)``), which becomes a transaction-level
+advisory lock there. Alembic owns the schema: ``open_database`` upgrades it to the newest
+revision.
 """
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The newest revision in migrations/versions; a test checks that the two agree.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 # _ALEMBIC_NOTE: alembic takes most of a second to import, and every command opens the database,
 # so it is imported only when a schema must change, which the revision check above decides.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -83,6 +86,12 @@ def enum_type(enum_class: type[StrEnum]) -> SQLEnum:
     )
 
 
+def advisory_key(name: str) -> int:
+    """Map a lock name to a PostgreSQL advisory lock key, a signed 64-bit integer."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -126,10 +135,19 @@ class Database:
         return Session(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """Open a session that commits when the block ends, or rolls back on error."""
+    def write(self, lock: str | None = None) -> Iterator[Session]:
+        """Open a session that commits when the block ends, or rolls back on error.
+
+        ``lock`` names what the block reads and then changes, such as ``alerts:TDP2``. Two
+        blocks with the same name never overlap: on PostgreSQL the second waits for the first
+        to commit, and on SQLite every write block already takes the one write lock.
+        """
         with Session(self._write_engine, expire_on_commit=False) as session:
             try:
+                if lock is not None and self.dialect == "postgresql":
+                    session.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(lock)}
+                    )
                 yield session
                 session.commit()
             except BaseException:

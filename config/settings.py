@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from config.alert_settings import AlertSettings, ProjectAlertSettings, SmtpSettings
 from config.errors import ConfigError
 from config.i18n import DEFAULT_LOCALE, _
+from config.instance_settings import InstanceSettings
 from config.mailbox_settings import MailboxSettings
 from config.provider_settings import (
     ProviderProfile,
@@ -223,6 +224,7 @@ class Settings(BaseSettings):
     projects: list[ProjectSettings] = Field(default_factory=list)
     smtp: SmtpSettings | None = None
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    instances: InstanceSettings = Field(default_factory=InstanceSettings)
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine
 from sqlmodel import SQLModel
 
 # Autogenerate compares the database with the models' tables.
+import monitor.leases
 import monitor.models  # noqa: F401
 import reconcile.alert_models
 import reconcile.models  # noqa: F401

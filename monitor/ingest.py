@@ -153,7 +153,9 @@ class Ingestor:
     def record(self, batch: list[_Kept], cursor: CursorMove | None) -> IngestCounts:
         counts = IngestCounts(seen=len(batch))
         now = utcnow()
-        with self.database.write() as session:
+        # The lock makes the check for known hashes and the inserts one step, so two processes
+        # that ingest the same message at once store it once.
+        with self.database.write(lock=f"ingest:{self.project.code}") as session:
             recorded: set[str] = self._known_hashes({kept.sha256 for kept in batch}, session)
             for kept in batch:
                 if kept.sha256 in recorded or kept.reading is None:

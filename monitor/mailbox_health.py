@@ -20,7 +20,7 @@ def record_poll_success(
     database: Database, project: str, folder: str, stored: int, now: datetime
 ) -> None:
     """Record a poll that finished; it ends any streak of failures."""
-    with database.write() as session:
+    with database.write(lock=f"mailbox-health:{project}:{folder}") as session:
         health = _load(session, project, folder)
         health.last_attempt_at = now
         health.last_success_at = now
@@ -34,7 +34,7 @@ def record_poll_failure(
     database: Database, project: str, folder: str, error: str, now: datetime
 ) -> MailboxHealth:
     """Record a failed poll with its error message and return the updated record."""
-    with database.write() as session:
+    with database.write(lock=f"mailbox-health:{project}:{folder}") as session:
         health = _load(session, project, folder)
         health.last_attempt_at = now
         health.last_error = error

@@ -3,10 +3,14 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from config.database import UTCDateTime, enum_type
+
+# IMAP UIDs and UIDVALIDITY values are unsigned 32-bit numbers (RFC 9051, section 2.3.1.1), so
+# they need more than PostgreSQL's signed 32-bit integer. SQLite's INTEGER already holds 64 bits.
+ImapNumber = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class MessageClass(StrEnum):
@@ -63,8 +67,8 @@ class StoredMessage(SQLModel, table=True):
     project: str = Field(sa_type=String(64), index=True)
     origin: str = Field(sa_type=String(16))
     location: str = Field(sa_type=Text)
-    uidvalidity: int | None = None
-    uid: int | None = None
+    uidvalidity: int | None = Field(default=None, sa_type=ImapNumber)
+    uid: int | None = Field(default=None, sa_type=ImapNumber)
     sha256: str = Field(sa_type=String(64))
     size: int
     header_message_id: str | None = Field(default=None, sa_type=Text)
@@ -84,8 +88,8 @@ class MailboxCursor(SQLModel, table=True):
 
     project: str = Field(sa_type=String(64), primary_key=True)
     folder: str = Field(sa_type=String(255), primary_key=True)
-    uidvalidity: int
-    last_uid: int
+    uidvalidity: int = Field(sa_type=ImapNumber)
+    last_uid: int = Field(sa_type=ImapNumber)
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

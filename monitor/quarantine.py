@@ -125,7 +125,7 @@ def reprocess_message(
     raw = archive.read(sha256)
     reading = reader.read_many([(sha256, raw)], project.provider)[sha256]
 
-    with database.write() as session:
+    with database.write(lock=f"ingest:{project.code}") as session:
         result = _replace_reading(session, project, message_id, reading, release)
         session.flush()
         crash_point(Step.REPROCESS_BEFORE_COMMIT)

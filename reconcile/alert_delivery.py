@@ -1,7 +1,8 @@
 """Delivering the outbox: claim the emails that are due, render each once, send them over SMTP.
 
-A delivery run claims due rows for a lease, so two runs (two daemon instances, or the daemon and
-``acuse alerts send-now``) never send the same row at once. An email is rendered on its first
+A delivery run claims due rows for a lease with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two
+runs (two daemon instances, or the daemon and ``acuse alerts send-now``) never send the same row
+at once. An email is rendered on its first
 attempt and keeps its bytes and Message-ID through every retry. An email that the server does
 not accept stays in the outbox, and nothing is ever dropped from it. It is tried again after a
 delay that doubles from ``[alerts] retry_first`` up to ``[alerts] retry_max``.
@@ -137,20 +138,19 @@ def _claim_due(database: Database, now: datetime, token: str, flush: bool) -> li
         .order_by(col(OutboxMessage.send_after), col(OutboxMessage.id))
         .limit(BATCH_LIMIT)
     )
-    claimed = []
+    # SKIP LOCKED lets a concurrent run on PostgreSQL pass over the rows that this one is
+    # claiming instead of waiting for them; SQLite has no row locks and serialises the claim.
     with database.write() as session:
-        for outbox_id in session.execute(due).scalars():
-            claim = session.execute(
+        claimed = [
+            int(outbox_id)
+            for outbox_id in session.execute(due.with_for_update(skip_locked=True)).scalars()
+        ]
+        if claimed:
+            session.execute(
                 update(OutboxMessage)
-                .where(
-                    col(OutboxMessage.id) == outbox_id,
-                    col(OutboxMessage.sent_at).is_(None),
-                    unclaimed,
-                )
+                .where(col(OutboxMessage.id).in_(claimed))
                 .values(claimed_by=token, claimed_until=now + CLAIM_LEASE)
             )
-            if claim.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(outbox_id)
     return claimed
 
 

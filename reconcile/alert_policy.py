@@ -66,12 +66,12 @@ def evaluate_alerts(database: Database, settings: Settings, now: datetime) -> Al
     """Raise, remind and close every project's alerts as the problems stand at ``now``."""
     summary = AlertSummary(now)
     for project in project_views(settings):
-        with database.write() as session:
+        with database.write(lock=f"alerts:{project.code}") as session:
             open_alerts = _open_alerts(session, project.code)
             findings = find_problems(session, settings, project, open_alerts, now)
             _Evaluation(session, settings, project, summary, now).apply(open_alerts, findings)
 
-    with database.write() as session:
+    with database.write(lock=f"alerts:{INSTALLATION}") as session:
         open_alerts = _open_alerts(session, INSTALLATION)
         failing = find_delivery_failing(session, settings, now)
         findings = Findings(problems=[failing] if failing is not None else [])
@@ -100,7 +100,7 @@ def evaluate_digests(database: Database, settings: Settings, now: datetime) -> A
         if not (alerts.enabled and alerts.digest):
             continue
         at = latest_digest_time(settings, project, now)
-        with database.write() as session:
+        with database.write(lock=f"alerts:{project.code}") as session:
             if ensure_digest(session, settings, project, at, now):
                 summary.digests += 1
                 log.info("digest queued", extra={"project": project.code, "at": at.isoformat()})

@@ -75,7 +75,12 @@ class Send(SQLModel, table=True):
 
 
 class SendImport(SQLModel, table=True):
-    """One import of a send-log file: what it contained and what it added."""
+    """One import of a send-log file: what it contained and what it added.
+
+    ``finished_at`` stays NULL while the import runs, and for good when it was interrupted, so
+    the daemon imports that content again; the sends that the interrupted import stored are
+    then counted as already known.
+    """
 
     __tablename__ = "send_import"
 
@@ -84,6 +89,7 @@ class SendImport(SQLModel, table=True):
     path: str = Field(sa_type=Text)
     sha256: str = Field(sa_type=String(64))
     imported_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     rows: int = 0
     added: int = 0
     already_known: int = 0

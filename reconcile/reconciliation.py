@@ -381,7 +381,7 @@ def reconcile_project(
     reference = reference_extractor(project.settings.reference_pattern)
     summary = ReconcileSummary(project.code, as_of)
 
-    with database.write() as writer_session:
+    with database.write(lock=f"reconcile:{project.code}") as writer_session:
         _clear_open_candidates(writer_session, project.code)
         writer_session.flush()
         writer = _LinkWriter(writer_session)

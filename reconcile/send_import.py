@@ -8,7 +8,7 @@ and running the import again adds only what is missing.
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +20,7 @@ from sqlalchemy import Insert, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
-from config.database import Database
+from config.database import Database, utcnow
 from config.errors import DatabaseError
 from config.i18n import _
 from config.settings import ProjectView
@@ -81,11 +81,14 @@ def import_send_rows(
     *,
     source: Path | str,
     sha256: str,
+    after_batch: Callable[[], None] | None = None,
 ) -> ImportSummary:
     """Store the rows of one send-log source, recorded as an import of ``source``.
 
     ``sha256`` identifies the content that was read. The first item is read before the import
-    is recorded, so a source that fails at once (a missing column) records nothing.
+    is recorded, so a source that fails at once (a missing column) records nothing. The import
+    is marked finished after its last batch. ``after_batch`` runs after each committed batch,
+    for example to renew a claim on the work.
     """
     first = next(items, None)
     if first is not None:
@@ -96,6 +99,9 @@ def import_send_rows(
         run = _ImportRun(db, summary, counter, now)
         for batch in _batches(items, BATCH_SIZE):
             run.store(batch)
+            if after_batch is not None:
+                after_batch()
+    _finish_import(db, summary.import_id)
 
     level = logging.WARNING if summary.rejected else logging.INFO
     log.log(
@@ -115,8 +121,12 @@ def import_send_rows(
 
 
 def sha256_imported(db: Database, project: str, sha256: str) -> bool:
-    """Whether content with this SHA-256 was already imported into ``project``."""
-    query = select(SendImport.id).where(SendImport.project == project, SendImport.sha256 == sha256)
+    """Whether an import of content with this SHA-256 into ``project`` ran to its end."""
+    query = select(SendImport.id).where(
+        SendImport.project == project,
+        SendImport.sha256 == sha256,
+        col(SendImport.finished_at).is_not(None),
+    )
     with db.session() as session:
         return session.exec(query).first() is not None
 
@@ -138,6 +148,13 @@ def _start_import(
     with db.write() as session:
         import_id = int(session.exec(statement).scalar_one())
     return ImportSummary(import_id=import_id, project=project, path=source, sha256=digest)
+
+
+def _finish_import(db: Database, import_id: int) -> None:
+    with db.write() as session:
+        session.exec(
+            update(SendImport).where(col(SendImport.id) == import_id).values(finished_at=utcnow())
+        )
 
 
 def _batches(items: Iterable[SendRow | RowError], size: int) -> Iterator[list[SendRow | RowError]]:

@@ -70,8 +70,14 @@ def test_start_schedules_jobs(tmp_path: Path, notify: NotifyListener) -> None:
     finally:
         daemon.stop()
 
-    assert ids == {"reconcile:TDP2", "reconcile:TDP3", "alerts:evaluate", "supervisor"}
-    assert "3 jobs" in ready["STATUS"]
+    assert ids == {
+        "reconcile:TDP2",
+        "reconcile:TDP3",
+        "alerts:evaluate",
+        "instances:renew",
+        "supervisor",
+    }
+    assert "4 jobs" in ready["STATUS"]
 
 
 def test_reload_adds_and_removes(tmp_path: Path, notify: NotifyListener) -> None:
@@ -87,7 +93,13 @@ def test_reload_adds_and_removes(tmp_path: Path, notify: NotifyListener) -> None
         daemon.stop()
 
     assert applied
-    assert ids == {"reconcile:TDP2", "reconcile:TDP4", "alerts:evaluate", "supervisor"}
+    assert ids == {
+        "reconcile:TDP2",
+        "reconcile:TDP4",
+        "alerts:evaluate",
+        "instances:renew",
+        "supervisor",
+    }
 
 
 def test_reload_replaces_changed_only(tmp_path: Path, notify: NotifyListener) -> None:
@@ -120,7 +132,7 @@ def test_invalid_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) -> No
         daemon.stop()
 
     assert not applied
-    assert ids == {"reconcile:TDP2", "alerts:evaluate", "supervisor"}
+    assert ids == {"reconcile:TDP2", "alerts:evaluate", "instances:renew", "supervisor"}
     assert notify.count("RELOADING") == 1
 
 
