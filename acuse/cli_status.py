@@ -1,5 +1,10 @@
-"""``acuse status``: per project and mailbox, poll health, messages stored and sends per state."""
+"""``acuse status``: per project and mailbox, poll health, messages stored and sends per state.
 
+Each mailbox also shows the daemon instance that holds its lease and until when, and
+``--instances`` lists the instances that share the database instead.
+"""
+
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +18,7 @@ from acuse.output import Column, OutputFormat, write_rows
 from config.database import utcnow
 from config.i18n import _
 from config.settings import ProjectView, Settings
+from monitor.leases import Instance, MailboxLease, instances, mailbox_leases
 from monitor.mailbox_health import load_health
 from monitor.models import MailboxHealth
 from reconcile.alert_queries import OutboxHealth, open_alert_count, outbox_health
@@ -38,6 +44,26 @@ def _health_record(health: MailboxHealth | None, project: ProjectView) -> dict[s
         "last_error_at": iso_time(health.last_error_at if health else None, project),
         "consecutive_failures": health.consecutive_failures if health else 0,
         "messages_stored": health.messages_stored if health else 0,
+    }
+
+
+def _live_lease(
+    project: ProjectView, leases: dict[tuple[str, str], MailboxLease], now: datetime
+) -> MailboxLease | None:
+    """The unexpired lease on the project's mailbox, or None when no instance holds it."""
+    mailbox = project.settings.mailbox
+    if mailbox is None:
+        return None
+    lease = leases.get((project.code, mailbox.folder))
+    if lease is None or lease.holder is None or lease.expires_at is None:
+        return None
+    return lease if lease.expires_at > now else None
+
+
+def _lease_record(lease: MailboxLease | None, project: ProjectView) -> dict[str, Any]:
+    return {
+        "lease_holder": lease.holder if lease else None,
+        "lease_expires_at": iso_time(lease.expires_at if lease else None, project),
     }
 
 
@@ -94,6 +120,8 @@ def _status_columns() -> list[Column]:
     return [
         Column("project", _("Project")),
         Column("folder", _("Folder")),
+        Column("lease_holder", _("Polled by")),
+        Column("lease_expires_at", _("Lease until")),
         Column("last_success_at", _("Last successful poll")),
         Column("consecutive_failures", _("Failures in a row")),
         Column("last_error", _("Last error")),
@@ -115,13 +143,30 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
     rows: list[dict[str, Any]] = []
     with app.database.session() as session:
         outbox = outbox_health(session)
+        leases = {(lease.project, lease.folder): lease for lease in mailbox_leases(session)}
         for project in app.projects(options.project_code):
             status = project_status(session, project, now)
             health = _health_for(project, load_health(session, project.code))
             alerts = _alert_fields(session, outbox, project)
-            records.append({**_status_record(status, project, health), **alerts})
+            lease = _live_lease(project, leases, now)
+            records.append(
+                {
+                    **_status_record(status, project, health),
+                    **_lease_record(lease, project),
+                    **alerts,
+                }
+            )
             row = _status_row(status, project, health)
-            rows.append({**row, "open_alerts": alerts["open_alerts"]})
+            rows.append(
+                {
+                    **row,
+                    "lease_holder": lease.holder if lease else "",
+                    "lease_expires_at": format_time(
+                        lease.expires_at if lease else None, project.timezone
+                    ),
+                    "open_alerts": alerts["open_alerts"],
+                }
+            )
 
     chosen = OutputFormat(options.output_format)
     columns = _status_columns()
@@ -130,6 +175,42 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
     write_rows(records, columns, chosen, human_rows=rows)
     if chosen is OutputFormat.TABLE and outbox.delivery_failing is not None:
         click.echo(_delivery_failing_line(outbox, app.settings), err=True)
+
+
+def print_instances(app: AppContext, output_format: str) -> None:
+    """Print the daemon instances that share the database and are alive now."""
+    now = utcnow()
+    zone = ZoneInfo(app.settings.defaults.timezone)
+    with app.database.session() as session:
+        live = [instance for instance in instances(session) if instance.expires_at > now]
+    records = [_instance_record(instance, zone) for instance in live]
+    rows = [
+        {
+            **record,
+            "pid": format_count(instance.pid),
+            "started_at": format_time(instance.started_at, zone),
+            "expires_at": format_time(instance.expires_at, zone),
+        }
+        for record, instance in zip(records, live, strict=True)
+    ]
+    columns = [
+        Column("instance", _("Instance")),
+        Column("host", _("Host")),
+        Column("pid", _("PID")),
+        Column("started_at", _("Started")),
+        Column("expires_at", _("Alive until")),
+    ]
+    write_rows(records, columns, OutputFormat(output_format), human_rows=rows)
+
+
+def _instance_record(instance: Instance, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "instance": instance.id,
+        "host": instance.host,
+        "pid": instance.pid,
+        "started_at": instance.started_at.astimezone(zone).isoformat(),
+        "expires_at": instance.expires_at.astimezone(zone).isoformat(),
+    }
 
 
 def _alert_fields(session: Session, outbox: OutboxHealth, project: ProjectView) -> dict[str, Any]:
@@ -161,11 +242,23 @@ def register(cli: click.Group) -> None:
         "status",
         help=_(
             "Show per project and mailbox the last successful poll, the last error, failures "
-            "in a row, the messages stored and quarantined, and the sends per state."
+            "in a row, the messages stored and quarantined, the sends per state, and the "
+            "daemon instance that polls each mailbox."
         ),
     )
     @project_option()
     @format_option()
+    @click.option(
+        "--instances",
+        "list_instances",
+        is_flag=True,
+        help=_("List the live daemon instances that share the database instead."),
+    )
     @click.pass_obj
-    def status_command(app: AppContext, project_code: str | None, output_format: str) -> None:
+    def status_command(
+        app: AppContext, project_code: str | None, output_format: str, list_instances: bool
+    ) -> None:
+        if list_instances:
+            print_instances(app, output_format)
+            return
         print_status(app, QueryOptions(project_code=project_code, output_format=output_format))

@@ -5,12 +5,17 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from acuse.cli import main
 from acuse.demo import DEMO_AS_OF, SAMPLES_DIR
+from config.database import open_database, utcnow
+from monitor.leases import claim_mailboxes, register_instance
+
+pytestmark = pytest.mark.both_engines
 
 CONFIG = """
 [database]
@@ -51,9 +56,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, db_url: str) -> Path:
     path = tmp_path / "acuse.toml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path.write_text(CONFIG.replace("sqlite:///acuse.db", db_url), encoding="utf-8")
     return path
 
 
@@ -292,3 +297,30 @@ def test_demo_shows_every_state(run: Run) -> None:
     ):
         assert label in outcome.stdout
     assert "LLD-20261103-000111" in outcome.stdout
+
+
+MAILBOX = """
+[projects.mailbox]
+host = "127.0.0.1"
+username = "evidencias"
+password_file = "imap.password"
+"""
+
+
+def test_status_shows_lease_holder(run: Run, config: Path, db_url: str) -> None:
+    config.write_text(config.read_text(encoding="utf-8") + MAILBOX, encoding="utf-8")
+    database = open_database(db_url)
+    now = utcnow()
+    register_instance(database, "acuse-1", "host-1", timedelta(minutes=1), now)
+    claim_mailboxes(database, "acuse-1", [("TDP2", "INBOX")], timedelta(minutes=1), now)
+    database.dispose()
+
+    status = run("--config", str(config), "status", "--format", "json")
+    listed = run("--config", str(config), "status", "--instances", "--format", "json")
+    table = run("--lang", "en", "--config", str(config), "status", "--instances")
+
+    record = json.loads(status.stdout)[0]
+    assert record["lease_holder"] == "acuse-1"
+    assert record["lease_expires_at"] is not None
+    assert [item["instance"] for item in json.loads(listed.stdout)] == ["acuse-1"]
+    assert "host-1" in table.stdout

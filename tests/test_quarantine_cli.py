@@ -2,12 +2,15 @@
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func
+from sqlmodel import select
 
+from config.database import open_database
 from monitor.archive import Archive
+from monitor.models import Evidence
 from tests.acuse_process import run_acuse
 from tests.evidence_factory import (
     DEFAULT_SUBJECT,
@@ -20,12 +23,12 @@ from tests.send_log_samples import HEADERS, row, write_csv
 from tests.trust_pki import DKIM_RECORD_NAME, SIGNER_PATTERN, invented_pki
 
 
-def write_config(root: Path, extra: str = "") -> Path:
+def write_config(root: Path, extra: str = "", url: str = "sqlite:///acuse.db") -> Path:
     config = root / "acuse.toml"
     config.write_text(
         f"""
 [database]
-url = "sqlite:///acuse.db"
+url = "{url}"
 
 [archive]
 path = "archive"
@@ -56,8 +59,9 @@ def quarantine_rows(config: Path) -> list[dict[str, object]]:
     return rows
 
 
-def test_quarantine_lists_reason(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+@pytest.mark.both_engines
+def test_quarantine_lists_reason(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     damaged = evidence_email([], extra_pdfs=[PdfFile("Mail_LLD-1.pdf", corrupt_pdf())])
     ingest(tmp_path, config, damaged, evidence_email())
 
@@ -69,8 +73,8 @@ def test_quarantine_lists_reason(tmp_path: Path) -> None:
     assert {"message_id", "project", "detail", "sha256", "stored_at"} <= set(rows[0])
 
 
-def test_quarantine_table_in_english(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_quarantine_table_in_english(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     ingest(tmp_path, config, evidence_email([], extra_pdfs=[PdfFile("x.pdf", corrupt_pdf())]))
 
     result = run_acuse(config, "--lang", "en", "quarantine", "--project", "TDP2")
@@ -79,11 +83,12 @@ def test_quarantine_table_in_english(tmp_path: Path) -> None:
     assert "unreadable_pdf" in result.stdout
 
 
-def test_reprocess_after_raising_limit(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[limits]\nmax_pdf_pages = 1\n")
+@pytest.mark.both_engines
+def test_reprocess_after_raising_limit(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, "[limits]\nmax_pdf_pages = 1\n", url=db_url)
     ingest(tmp_path, config, evidence_email())
     assert quarantine_rows(config)[0]["code"] == "limit_exceeded"
-    write_config(tmp_path, "[limits]\nmax_pdf_pages = 10\n")
+    write_config(tmp_path, "[limits]\nmax_pdf_pages = 10\n", url=db_url)
 
     result = run_acuse(config, "--lang", "en", "reprocess", "--all-quarantined")
 
@@ -92,8 +97,9 @@ def test_reprocess_after_raising_limit(tmp_path: Path) -> None:
     assert quarantine_rows(config) == []
 
 
-def test_reprocess_twice_changes_nothing(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+@pytest.mark.both_engines
+def test_reprocess_twice_changes_nothing(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     ingest(tmp_path, config, evidence_email(), rejection_email())
 
     first = run_acuse(config, "--lang", "en", "reprocess", "1", "2")
@@ -101,8 +107,11 @@ def test_reprocess_twice_changes_nothing(tmp_path: Path) -> None:
 
     assert first.returncode == 0, first.stderr
     assert second.stdout.count("0 added, 1 updated, 0 removed") == 2
-    with sqlite3.connect(tmp_path / "acuse.db") as connection:
-        assert connection.execute("SELECT count(*) FROM evidence").fetchone() == (2,)
+    database = open_database(db_url)
+    with database.session() as session:
+        stored = session.exec(select(func.count()).select_from(Evidence)).one()
+    database.dispose()
+    assert stored == 2
 
 
 def certified_then_trusted(tmp_path: Path) -> tuple[Path, list[dict[str, object]]]:
@@ -165,8 +174,8 @@ def sends(config: Path) -> list[dict[str, object]]:
     return rows
 
 
-def test_reprocess_unknown_id_is_usage_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_reprocess_unknown_id_is_usage_error(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     ingest(tmp_path, config, evidence_email())
 
     result = run_acuse(config, "--lang", "en", "reprocess", "99")
@@ -175,16 +184,16 @@ def test_reprocess_unknown_id_is_usage_error(tmp_path: Path) -> None:
     assert "No stored message with id 99" in result.stderr
 
 
-def test_reprocess_needs_ids_or_all(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_reprocess_needs_ids_or_all(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
 
     result = run_acuse(config, "--lang", "en", "reprocess")
 
     assert result.returncode == 2
 
 
-def test_archive_verify_clean(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_archive_verify_clean(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     ingest(tmp_path, config, evidence_email(), rejection_email())
 
     result = run_acuse(config, "--lang", "en", "archive", "verify")
@@ -194,8 +203,8 @@ def test_archive_verify_clean(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["altered", "missing"])
-def test_archive_verify_reports_damage(tmp_path: Path, damage: str) -> None:
-    config = write_config(tmp_path)
+def test_archive_verify_reports_damage(tmp_path: Path, db_url: str, damage: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     ingest(tmp_path, config, evidence_email())
     archive = Archive(tmp_path / "archive")
     path = archive.path_for(next(archive.stored_hashes()))
@@ -212,8 +221,8 @@ def test_archive_verify_reports_damage(tmp_path: Path, damage: str) -> None:
     assert [problem["problem"] for problem in problems] == [damage]
 
 
-def test_archive_verify_lists_untracked_files(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_archive_verify_lists_untracked_files(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, url=db_url)
     ingest(tmp_path, config, evidence_email())
     stray = Archive(tmp_path / "archive").store(rejection_email())
 
