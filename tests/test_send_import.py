@@ -259,7 +259,10 @@ def test_times_stored_in_utc(tmp_path: Path, database: Database, project: Projec
     # Read the column without the model's type, to see what the engine itself stores.
     query = "SELECT sent_at FROM send ORDER BY id"
     if database.dialect == "postgresql":
-        query = "SELECT to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM send ORDER BY id"
+        query = (
+            "SELECT to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') "
+            "FROM send ORDER BY id"
+        )
     with database.session() as session:
         raw = session.connection().execute(text(query)).all()
     assert [value for (value,) in raw] == [
