@@ -52,13 +52,15 @@ def dovecot_mailbox(dovecot: DovecotServer, user: MailUser, **overrides: Any) ->
     return mailbox
 
 
-def write_config(root: Path, projects: str, defaults: str = "") -> Path:
-    """Write ``acuse.toml`` in ``root`` with a database and archive there."""
+def write_config(
+    root: Path, projects: str, defaults: str = "", url: str = "sqlite:///acuse.db"
+) -> Path:
+    """Write ``acuse.toml`` in ``root`` with an archive there and a database at ``url``."""
     config = root / "acuse.toml"
     config.write_text(
         f"""
 [database]
-url = "sqlite:///acuse.db"
+url = "{url}"
 
 [archive]
 path = "archive"
