@@ -50,7 +50,7 @@ def _health_record(health: MailboxHealth | None, project: ProjectView) -> dict[s
 def _live_lease(
     project: ProjectView, leases: dict[tuple[str, str], MailboxLease], now: datetime
 ) -> MailboxLease | None:
-    """The unexpired lease on the project's mailbox, or None when no instance holds it."""
+    """Return the unexpired lease on the project's mailbox, or None when it is free."""
     mailbox = project.settings.mailbox
     if mailbox is None:
         return None

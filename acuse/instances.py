@@ -1,9 +1,9 @@
 """This daemon among the others sharing its database: its identity, leases and work claims.
 
 The daemon registers at start, renews every ``[instances] renew_every`` from a job of its own,
-and retires at a clean stop so the others take its mailboxes at once. A poll runs only while
-the instance holds the mailbox's lease; a lease that ran out locally counts as lost even before
-the next renewal says so.
+and retires at a clean stop so the others take its mailboxes at their next renewal. A poll runs
+only while the instance holds the mailbox's lease. A lease whose end time has passed counts as
+lost, even before the next renewal finds out whether another instance took it.
 """
 
 import logging
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def configured_mailboxes(settings: Settings) -> list[Mailbox]:
-    """The (project, folder) of every project with a mailbox."""
+    """Return the (project, folder) of every project with a mailbox."""
     return [
         (project.code, project.settings.mailbox.folder)
         for project in project_views(settings)
@@ -65,7 +65,7 @@ class InstanceKeeper:
             self._held = {(lease.project, lease.folder): lease.expires_at for lease in held}
 
     def holds(self, project: str, folder: str, now: datetime | None = None) -> bool:
-        """Whether this instance holds the mailbox's lease at ``now`` (default: the time now)."""
+        """Return whether this instance holds the mailbox's lease at ``now`` (default: now)."""
         with self._lock:
             expires_at = self._held.get((project, folder))
         return expires_at is not None and expires_at > (now or utcnow())

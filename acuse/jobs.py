@@ -76,7 +76,7 @@ class DaemonServices:
         return self._mailbox_locks[code]
 
     def holds_mailbox(self, project: str, folder: str) -> bool:
-        """Whether this instance may poll the folder now; always true without an instance."""
+        """Return whether this instance may poll the folder now; true without an instance."""
         return self.instance is None or self.instance.holds(project, folder)
 
     def poller(self, settings: Settings) -> MailboxPoller:
@@ -125,8 +125,8 @@ def poll_job(
 ) -> None:
     """Poll the project's mailbox once, unless its IDLE watcher keeps it up to date.
 
-    Without the mailbox's lease the job stops the mailbox's IDLE watcher and does nothing;
-    losing the lease during a poll ends the poll after the batch in progress.
+    Without the mailbox's lease the job stops the mailbox's IDLE watcher and does nothing. A
+    lease lost during a poll ends the poll after the batch in progress.
     """
     mailbox = project.settings.mailbox
     assert mailbox is not None
@@ -283,7 +283,7 @@ def alert_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
 
 
 def renew_instance_job(services: DaemonServices, settings: Settings, run: JobRun) -> None:
-    """Renew this instance's leases and take its share of the mailboxes nobody holds."""
+    """Renew this instance's leases and claim its share of the free mailboxes."""
     assert services.instance is not None
     services.instance.renew(settings, utcnow())
 
@@ -295,7 +295,7 @@ def _instance_fingerprint(settings: Settings) -> str:
 
 
 def instance_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
-    """The lease renewal job, every ``instances.renew_every``, when the daemon has an instance."""
+    """Return the lease renewal job, every ``instances.renew_every``, for a daemon instance."""
     if services.instance is None:
         return []
     every = settings.instances.renew_every

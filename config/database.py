@@ -213,10 +213,25 @@ def schema_is_current(engine: Engine) -> bool:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest schema revision."""
+    """Bring the database to the newest schema revision.
+
+    On PostgreSQL a session advisory lock makes instances that start together upgrade one
+    after the other. Each one checks the revision again once it has the lock.
+    """
     from alembic import command  # noqa: PLC0415 - see _ALEMBIC_NOTE
 
-    command.upgrade(alembic_config(engine), "head")
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), "head")
+        return
+    key = {"key": advisory_key("schema-upgrade")}
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        try:
+            if not schema_is_current(engine):
+                command.upgrade(alembic_config(engine), "head")
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            connection.commit()
 
 
 def open_database(url: str, *, upgrade: bool = True) -> Database:

@@ -74,5 +74,5 @@ class InstanceSettings(Section):
         return self.lease - self.renew_every
 
     def resolved_id(self) -> str:
-        """The configured id, or ``host:pid`` when none is set."""
+        """Return the configured id, or ``host:pid`` when none is set."""
         return self.id or default_instance_id()

@@ -8,8 +8,8 @@ the live instances, rounded up) and claims free or expired ones up to that share
 row. On SQLite the row lock clause is dropped, and the database's single write lock serialises
 the claims instead.
 
-``work_claim`` rows do the same for one-off units of work, such as importing one send-log file:
-whoever holds the row does the work, and a holder that dies loses it when the claim expires.
+``work_claim`` rows do the same for one-off units of work, such as importing one send-log file.
+The instance named in the row does the work, and loses the row when its claim expires.
 """
 
 import logging
@@ -30,7 +30,7 @@ from config.i18n import _
 
 log = logging.getLogger(__name__)
 
-# How long the row of an instance that stopped answering stays visible in ``acuse status``.
+# How long the row of an instance that stopped renewing stays in the ``instance`` table.
 FORGET_INSTANCES_AFTER = timedelta(days=1)
 
 Mailbox = tuple[str, str]
@@ -55,7 +55,10 @@ class Instance(SQLModel, table=True):
 
 
 class MailboxLease(SQLModel, table=True):
-    """Which instance may poll a project's folder, and until when; no holder means free."""
+    """The lease on a project's folder: the instance that may poll it, and until when.
+
+    A row without a holder, or past ``expires_at``, is free to claim.
+    """
 
     __tablename__ = "mailbox_lease"
 
@@ -322,7 +325,7 @@ def claim_work(
 def renew_work(
     database: Database, name: str, instance_id: str, lease: timedelta, now: datetime
 ) -> bool:
-    """Extend this instance's claim on ``name``; return False when it no longer holds it."""
+    """Extend this instance's claim on ``name``; return False when the claim is no longer its."""
     with database.write() as session:
         result = session.execute(
             update(WorkClaim)
@@ -343,11 +346,11 @@ def release_work(database: Database, name: str, instance_id: str) -> None:
 
 
 def mailbox_leases(session: Session) -> list[MailboxLease]:
-    """Every mailbox lease row, by project and folder."""
+    """Return every mailbox lease row, by project and folder."""
     query = select(MailboxLease).order_by(col(MailboxLease.project), col(MailboxLease.folder))
     return list(session.exec(query).all())
 
 
 def instances(session: Session) -> list[Instance]:
-    """Every instance row, live or recently gone, by id."""
+    """Return every instance row, live or recently gone, by id."""
     return list(session.exec(select(Instance).order_by(col(Instance.id))).all())

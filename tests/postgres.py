@@ -50,7 +50,7 @@ def _autocommit_engine(url: str) -> Engine:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Engine]:
-    """An administrative engine on database ``test``; fails or skips when none answers."""
+    """An administrative engine on database ``test``; fails or skips when it is unreachable."""
     engine = _autocommit_engine(POSTGRES_URL)
     try:
         with engine.connect() as connection:

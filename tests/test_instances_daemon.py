@@ -29,6 +29,7 @@ from tests.daemon_process import (
 from tests.dovecot import DovecotServer
 from tests.send_log_samples import HEADERS, row, write_csv
 from tests.smtp_server import SmtpServer
+from tests.test_daemon_alerts import alert_sections
 
 PROJECTS = [f"P{number}" for number in range(1, 7)]
 INSTANCES = ["acuse-1", "acuse-2", "acuse-3"]
@@ -70,26 +71,14 @@ def send_log(root: Path, project: str, wave: int) -> None:
     os.utime(path, (past, past))
 
 
-def alert_sections(smtp_server: SmtpServer) -> str:
+def daemon_sections(smtp_server: SmtpServer) -> str:
     return f"""
 fetch_batch = 1
 send_log_interval = "1s"
 
 [instances]
 lease = "{int(LEASE.total_seconds())}s"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_server.port}
-security = "plain"
-from = "Acuse <alertas@constructora.example>"
-
-[alerts]
-check_every = "1s"
-group_window = "1s"
-lookback = "3650d"
-retry_first = "1s"
-"""
+{alert_sections(smtp_server)}"""
 
 
 class SharedDatabase:
@@ -161,7 +150,7 @@ def test_killed_instance_loses_and_repeats_nothing(
         )
         for project in PROJECTS
     )
-    config = write_config(tmp_path, projects, alert_sections(smtp_server), url=postgres_url)
+    config = write_config(tmp_path, projects, daemon_sections(smtp_server), url=postgres_url)
 
     with ExitStack() as stack:
         daemons: dict[str, DaemonProcess] = {}

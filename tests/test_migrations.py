@@ -1,6 +1,7 @@
 """The Alembic revisions: the schema they build matches the models, and the code knows the head."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -22,6 +23,7 @@ from config.database import (
 )
 from monitor.models import MailboxCursor, StoredMessage
 from reconcile.models import SendImport
+from tests.acuse_process import spawn_acuse
 
 pytestmark = pytest.mark.both_engines
 
@@ -96,3 +98,17 @@ def test_upgrade_from_first_release_keeps_data(db_url: str) -> None:
     assert (cursor.uidvalidity, cursor.last_uid) == (4_294_967_295, 4_000_000_000)
     assert imported.finished_at == imported.imported_at
     assert imported.added == 3
+
+
+@pytest.mark.postgres
+def test_instances_starting_together_upgrade_once(tmp_path: Path, postgres_url: str) -> None:
+    config = tmp_path / "acuse.toml"
+    config.write_text(f'[database]\nurl = "{postgres_url}"\n', encoding="utf-8")
+
+    processes = [spawn_acuse(config, "db", "upgrade") for _ in range(3)]
+    outcomes = [(process.wait(120), process.communicate()[1]) for process in processes]
+
+    assert [code for code, _stderr in outcomes] == [0, 0, 0], outcomes
+    engine = create_database_engine(postgres_url)
+    assert current_revisions(engine) == {SCHEMA_REVISION}
+    engine.dispose()

@@ -113,3 +113,33 @@ def test_provider_override_keeps_builtin_labels(tmp_path: Path) -> None:
 def test_missing_file_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "detail"),
+    [
+        ('lease = "2s"', "instances.lease", "from 4s to 1d"),
+        ('lease = "soon"', "instances.lease", "invalid duration"),
+        ('id = "two words"', "instances.id", "invalid instance id"),
+        ("owner = 1", "instances.owner", "unknown key"),
+    ],
+)
+def test_bad_instances_key_named(tmp_path: Path, section: str, key: str, detail: str) -> None:
+    text = f"[instances]\n{section}\n{EXAMPLE}"
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path, text))
+
+    assert caught.value.key == key
+    assert detail in str(caught.value)
+
+
+def test_instances_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACUSE_INSTANCES__ID", "acuse-b")
+
+    settings = load_settings(write_config(tmp_path, EXAMPLE))
+
+    assert settings.instances.resolved_id() == "acuse-b"
+    assert settings.instances.lease == timedelta(minutes=1)
+    assert settings.instances.renew_every == timedelta(seconds=15)
+    assert settings.instances.hold_for == timedelta(seconds=45)
