@@ -143,7 +143,10 @@ def _read_only_connection(query: SendLogQuery) -> Iterator[Connection]:
         url = url.set(database=f"file:{url.database}?mode=ro", query={"uri": "true"})
     else:
         timeout_ms = int(STATEMENT_TIMEOUT.total_seconds() * 1000)
-        connect_args["options"] = f"-c statement_timeout={timeout_ms}"
+        # connect_args replaces the URL's own ``options`` (a search_path, say), so keep them.
+        given = url.query.get("options", ())
+        options = [given] if isinstance(given, str) else list(given)
+        connect_args["options"] = " ".join([*options, f"-c statement_timeout={timeout_ms}"])
 
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)

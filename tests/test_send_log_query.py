@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from acuse.send_log_watch import SendLogImporter
@@ -18,7 +17,6 @@ from reconcile.models import Send, SendImport
 from reconcile.send_log import RowError, SendRow
 from reconcile.send_log_query import SendLogQueryError, read_send_log_query, send_log_query
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 QUERY = (
     'SELECT recipient AS "Correo cliente", sent AS "Fecha de envío", subject AS "Asunto", '
     'negocio AS "Negocio" FROM envios ORDER BY id'
@@ -195,15 +193,11 @@ def test_changed_result_adds_new_rows(
 
 
 @pytest.fixture
-def postgres_table() -> Iterator[str]:
-    engine = create_engine(POSTGRES_URL)
-    try:
-        connection = engine.connect()
-    except OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}")
+def postgres_table(postgres_url: str) -> Iterator[str]:
+    """PACO's table in a schema of this test's own, which ``postgres_url`` searches first."""
+    engine = create_engine(postgres_url)
     table = "acuse_test_envios"
-    with connection:
-        connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    with engine.connect() as connection:
         connection.execute(
             text(
                 f"CREATE TABLE {table} (id serial PRIMARY KEY, recipient text, "
@@ -219,16 +213,15 @@ def postgres_table() -> Iterator[str]:
         )
         connection.commit()
     yield table
-    with engine.connect() as connection:
-        connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        connection.commit()
     engine.dispose()
 
 
 @pytest.mark.postgres
-def test_postgres_rows_read(postgres_table: str, make_settings: Callable[..., Settings]) -> None:
+def test_postgres_rows_read(
+    postgres_table: str, postgres_url: str, make_settings: Callable[..., Settings]
+) -> None:
     sql = QUERY.replace("FROM envios", f"FROM {postgres_table}")
-    settings = query_settings(make_settings, POSTGRES_URL, sql)
+    settings = query_settings(make_settings, postgres_url, sql)
     project = project_view(settings, "TDP2")
 
     items = list(read_send_log_query(send_log_query(settings, project), project))
@@ -243,18 +236,18 @@ def test_postgres_rows_read(postgres_table: str, make_settings: Callable[..., Se
 
 @pytest.mark.postgres
 def test_postgres_query_read_only(
-    postgres_table: str, make_settings: Callable[..., Settings]
+    postgres_table: str, postgres_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     # nextval() writes to a sequence, which a read-only transaction refuses.
     settings = query_settings(
-        make_settings, POSTGRES_URL, f"SELECT nextval('{postgres_table}_id_seq') AS id"
+        make_settings, postgres_url, f"SELECT nextval('{postgres_table}_id_seq') AS id"
     )
     project = project_view(settings, "TDP2")
 
     with pytest.raises(SendLogQueryError, match="read-only"):
         list(read_send_log_query(send_log_query(settings, project), project))
 
-    engine = create_engine(POSTGRES_URL)
+    engine = create_engine(postgres_url)
     with engine.connect() as connection:
         remaining = connection.execute(text(f"SELECT count(*) FROM {postgres_table}")).scalar()
     engine.dispose()
@@ -263,11 +256,11 @@ def test_postgres_query_read_only(
 
 @pytest.mark.postgres
 def test_postgres_password_file_hidden(
-    tmp_path: Path, postgres_table: str, make_settings: Callable[..., Settings]
+    tmp_path: Path, postgres_table: str, postgres_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     (tmp_path / "paco-db.password").write_text("canary-pg-4f1e\n", encoding="utf-8")
     sql = QUERY.replace("FROM envios", f"FROM {postgres_table}")
-    settings = query_settings(make_settings, POSTGRES_URL, sql, password_file="paco-db.password")
+    settings = query_settings(make_settings, postgres_url, sql, password_file="paco-db.password")
 
     query = send_log_query(settings, project_view(settings, "TDP2"))
 
