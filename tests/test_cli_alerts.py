@@ -16,6 +16,8 @@ from tests.acuse_process import run_acuse
 from tests.alert_scenario import BOGOTA, SendSpec, import_sends
 from tests.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.both_engines
+
 CONFIG = """
 [database]
 url = "sqlite:///acuse.db"
@@ -50,9 +52,10 @@ digest = false
 
 
 @pytest.fixture
-def config(tmp_path: Path, smtp_server: SmtpServer) -> Path:
+def config(tmp_path: Path, smtp_server: SmtpServer, db_url: str) -> Path:
     path = tmp_path / "acuse.toml"
-    path.write_text(CONFIG.format(port=smtp_server.port), encoding="utf-8")
+    text = CONFIG.format(port=smtp_server.port).replace("sqlite:///acuse.db", db_url)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
