@@ -356,6 +356,11 @@ class Daemon:
         return unfinished
 
     def _warn_restart_needed(self, old: Settings, new: Settings) -> None:
+        if old.instances.id != new.instances.id:
+            log.warning(
+                "configuration key changed but applies only after a restart",
+                extra={"key": "instances.id"},
+            )
         for section in ("database", "archive", "metrics"):
             if getattr(old, section) != getattr(new, section):
                 log.warning(

@@ -15,6 +15,7 @@ The instance named in the row does the work, and loses the row when its claim ex
 import logging
 import math
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,11 +179,25 @@ def claim_mailboxes(
 
 
 def _renew_instance(session: Session, instance_id: str, now: datetime, lease: timedelta) -> None:
-    session.execute(
+    renewed = session.execute(
         update(Instance)
         .where(col(Instance.id) == instance_id)
         .values(renewed_at=now, expires_at=now + lease)
     )
+    if not renewed.rowcount:  # type: ignore[attr-defined]
+        # The row was forgotten while this process was paused for longer than a day.
+        host = socket.gethostname() or "localhost"
+        session.add(
+            Instance(
+                id=instance_id,
+                host=host,
+                pid=os.getpid(),
+                started_at=now,
+                renewed_at=now,
+                expires_at=now + lease,
+            )
+        )
+        session.flush()
     session.execute(delete(Instance).where(col(Instance.expires_at) < now - FORGET_INSTANCES_AFTER))
 
 

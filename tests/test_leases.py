@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlmodel import col
 
 from acuse.instances import InstanceKeeper
@@ -14,10 +14,12 @@ from acuse.send_log_watch import SendLogImporter
 from config.database import Database, open_database
 from config.settings import Settings, project_view, settings_from_mapping
 from monitor.leases import (
+    Instance,
     InstanceIdInUse,
     MailboxLease,
     claim_mailboxes,
     claim_work,
+    instances,
     mailbox_leases,
     register_instance,
     release_work,
@@ -371,3 +373,16 @@ def test_locked_lease_rows_skipped(postgres_database_only: Database) -> None:
         taken = claim(database, "b", T0 + timedelta(seconds=1))
 
     assert taken == set(MAILBOXES[1:])
+
+
+def test_forgotten_instance_row_restored(database: Database) -> None:
+    register_instance(database, "a", "host-a", LEASE, T0)
+    with database.write() as session:
+        session.execute(delete(Instance))
+
+    held = claim(database, "a", T0 + timedelta(seconds=1))
+
+    with database.session() as session:
+        names = [instance.id for instance in instances(session)]
+    assert names == ["a"]
+    assert held == set(MAILBOXES)
