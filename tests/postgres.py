@@ -1,10 +1,11 @@
 """PostgreSQL for tests: one throwaway database per test session and one schema per test.
 
 The server is the one on 127.0.0.1:5432 (trust authentication, user ``postgres``, database
-``test``). Other test runs may share it, so the session creates its own uniquely named database
-and drops it at the end, and each test gets a fresh schema in it, reached through the
-connection's ``search_path``. With ``ACUSE_REQUIRE_POSTGRES=1`` an unreachable server fails
-the tests that need it; otherwise they are skipped with the reason.
+``test``), or the administrative URL in ``ACUSE_TEST_POSTGRES_URL``. Other test runs may
+share it, so the session creates its own uniquely named database and drops it at the end, and
+each test gets a fresh schema in it, reached through the connection's ``search_path``. With
+``ACUSE_REQUIRE_POSTGRES=1`` an unreachable server fails the tests that need it; otherwise
+they are skipped with the reason.
 """
 
 import os
@@ -17,8 +18,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REQUIRE_ENV = "ACUSE_REQUIRE_POSTGRES"
+URL_ENV = "ACUSE_TEST_POSTGRES_URL"
+POSTGRES_URL = os.environ.get(URL_ENV, "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def postgres_required() -> bool:
@@ -28,7 +30,9 @@ def postgres_required() -> bool:
 
 def postgres_unavailable(reason: str) -> None:
     """Fail or skip the current test because PostgreSQL cannot be used, naming the cause."""
-    message = f"PostgreSQL at 127.0.0.1:5432 is not reachable: {reason}"
+    message = (
+        f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} is not reachable: {reason}"
+    )
     if postgres_required():
         pytest.fail(f"{message} ({REQUIRE_ENV}=1 makes this a failure)")
     pytest.skip(f"{message} (set {REQUIRE_ENV}=1 to fail instead)")
