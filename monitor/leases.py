@@ -8,8 +8,8 @@ the live instances, rounded up) and claims free or expired ones up to that share
 row. On SQLite the row lock clause is dropped, and the database's single write lock serialises
 the claims instead.
 
-NOTE: lease times come from each instance's own clock, so an instance whose clock runs ahead of
-the others' takes their expired leases early by that much; the servers need synchronised clocks.
+NOTE: lease times come from each instance's own clock. An instance whose clock runs ahead of
+the others' takes their leases early by the difference, so the servers need synchronised clocks.
 
 ``work_claim`` rows do the same for one-off units of work, such as importing one send-log file.
 The instance named in the row does the work, and loses the row when its claim expires.
