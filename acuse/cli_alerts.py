@@ -14,7 +14,7 @@ from acuse.output import Column, OutputFormat, write_rows
 from config.alert_settings import AlertKind
 from config.database import utcnow
 from config.errors import ConfigError
-from config.i18n import _
+from config.i18n import _, ngettext
 from config.settings import ProjectView, Settings, project_view
 from reconcile.alert_delivery import deliver_outbox
 from reconcile.alert_examples import example_details
@@ -137,17 +137,22 @@ def send_now(app: AppContext) -> None:
     digests = evaluate_digests(app.database, app.settings, now)
     delivery = deliver_outbox(app.database, app.settings, now, flush=True)
     click.echo(
-        _(
+        # TRANSLATORS: "raised", "reminded" and "resolved" count alerts, so they stay in one form.
+        ngettext(
             "Alerts: {raised} raised, {reminded} reminded, {resolved} resolved; "
-            "{digests} digests queued."
+            "{count} digest queued.",
+            "Alerts: {raised} raised, {reminded} reminded, {resolved} resolved; "
+            "{count} digests queued.",
+            digests.digests,
         ).format(
             raised=format_count(alerts.raised),
             reminded=format_count(alerts.reminded),
             resolved=format_count(alerts.resolved),
-            digests=format_count(digests.digests),
+            count=format_count(digests.digests),
         )
     )
     click.echo(
+        # TRANSLATORS: a label followed by counts, so the words stay in one form.
         _("Emails: {sent} sent, {failed} failed, {waiting} waiting in the outbox.").format(
             sent=format_count(delivery.sent),
             failed=format_count(delivery.failed),

@@ -11,9 +11,9 @@ import click
 
 from acuse.cli_queries import format_option, iso_time, project_option
 from acuse.context import AppContext
-from acuse.labels import format_count, format_time
+from acuse.labels import counted, format_time, message_class_label
 from acuse.output import Column, OutputFormat, write_rows
-from config.i18n import _
+from config.i18n import _, ngettext
 from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.quarantine import (
@@ -96,18 +96,22 @@ def _chosen_messages(
 
 
 def _print_result(result: ReprocessResult) -> None:
+    added = ngettext("{count} added", "{count} added", result.added)
+    updated = ngettext("{count} updated", "{count} updated", result.updated)
+    removed = ngettext("{count} removed", "{count} removed", result.removed)
+    # TRANSLATORS: {before} and {after} are message classes; the rest count pieces of evidence.
     click.echo(
         _(
-            "Message {id} ({project}): {before} -> {after}; evidence: {added} added, "
-            "{updated} updated, {removed} removed."
+            "Message {id} ({project}): {before} -> {after}; "
+            "evidence: {added}, {updated}, {removed}."
         ).format(
             id=result.message_id,
             project=result.project,
-            before=result.before.value,
-            after=result.after.value,
-            added=format_count(result.added),
-            updated=format_count(result.updated),
-            removed=format_count(result.removed),
+            before=message_class_label(result.before),
+            after=message_class_label(result.after),
+            added=counted(added, result.added),
+            updated=counted(updated, result.updated),
+            removed=counted(removed, result.removed),
         )
     )
     if result.reason:

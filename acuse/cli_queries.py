@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from acuse.context import AppContext
-from acuse.labels import format_time, send_reason, state_label
+from acuse.labels import (
+    evidence_kind_label,
+    format_time,
+    match_rule_label,
+    send_reason,
+    state_choices_help,
+    state_label,
+    trust_verdict_label,
+)
 from acuse.output import Column, OutputFormat, write_fields, write_rows
 from config.database import utcnow
 from config.i18n import _
@@ -179,16 +187,6 @@ def _orphan_record(view: OrphanView, project: ProjectView) -> dict[str, Any]:
     }
 
 
-def evidence_kind_label(kind: str) -> str:
-    """Translate the kind of a piece of evidence into the active locale."""
-    labels = {
-        "delivered": _("delivered"),
-        "delivery_failed": _("delivery failed"),
-        "rejected": _("rejected"),
-    }
-    return labels.get(kind, kind)
-
-
 def print_orphans(app: AppContext, options: QueryOptions) -> None:
     """Print the evidence that matched no send after its deadline."""
     as_of = app.parse_as_of(options.as_of) or utcnow()
@@ -200,9 +198,7 @@ def print_orphans(app: AppContext, options: QueryOptions) -> None:
                 record = _orphan_record(view, project)
                 records.append(record)
                 local_time = format_time(view.time, project.timezone)
-                human.append(
-                    {**record, "kind": evidence_kind_label(view.kind.value), "time": local_time}
-                )
+                human.append({**record, "kind": evidence_kind_label(view.kind), "time": local_time})
 
     write_rows(records, _orphan_columns(), OutputFormat(options.output_format), human_rows=human)
     if options.fail_on_problems and records:
@@ -246,7 +242,7 @@ def _evidence_fields(
         (_("Content hash"), evidence.content_hash),
         (_("Certificate file"), evidence.attachment_name),
         (_("Archived message"), message.sha256),
-        (_("Authenticity"), evidence.trust_verdict.value),
+        (_("Authenticity"), trust_verdict_label(evidence.trust_verdict)),
         (_("Authenticity problems"), "; ".join((evidence.trust_reasons or "").splitlines())),
     ]
 
@@ -276,7 +272,7 @@ def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_for
         (column.heading, row.get(column.key)) for column in send_columns()
     ]
     fields.insert(3, (_("Notification"), view.notification_type))
-    fields.append((_("Match rule"), view.match_rule))
+    fields.append((_("Match rule"), match_rule_label(view.match_rule)))
     if evidence is not None:
         fields += _evidence_fields(*evidence, project)
     write_fields(fields)
@@ -333,7 +329,10 @@ def _state_option() -> Callable[..., Any]:
         "state_values",
         multiple=True,
         type=click.Choice([state.value for state in SendState]),
-        help=_("Only sends in this state; repeat for several."),
+        metavar="STATE",
+        help=_("Only sends in this state; repeat for several. States: {states}.").format(
+            states=state_choices_help()
+        ),
     )
 
 

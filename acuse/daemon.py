@@ -43,7 +43,7 @@ from acuse.status_line import StatusBoard
 from acuse.systemd_notify import SystemdNotifier, watchdog_interval
 from config.database import Database, open_database, utcnow
 from config.errors import AcuseError
-from config.i18n import _
+from config.i18n import _, ngettext
 from config.settings import Settings, load_settings
 from monitor.archive import Archive
 
@@ -136,7 +136,11 @@ class Daemon:
                 "pid": os.getpid(),
             },
         )
-        self.notifier.ready(_("Started with {count} jobs.").format(count=len(specs)))
+        self.notifier.ready(
+            ngettext("Started with {count} job.", "Started with {count} jobs.", len(specs)).format(
+                count=len(specs)
+            )
+        )
 
     def request_stop(self) -> None:
         """Ask the main loop to stop, as SIGTERM does."""

@@ -8,10 +8,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
+from babel.dates import format_time as format_time_only
 from babel.numbers import format_decimal
 
-from config.i18n import N_, _, active_locale_translation
-from reconcile.models import SendState
+from config.i18n import N_, _, active_locale, pgettext
+from monitor.archive import ProblemKind
+from monitor.models import CheckResult, EvidenceKind, MessageClass, TrustVerdict
+from reconcile.models import MatchRule, SendState
 from reconcile.queries import SendView
 from reconcile.states import failure_detail
 
@@ -23,21 +26,113 @@ Translate = Callable[[str], str]
 def state_label(state: SendState) -> str:
     """The state's name in the active locale."""
     labels = {
-        SendState.PENDING: _("pending"),
-        SendState.CERTIFIED: _("certified"),
-        SendState.DELIVERY_FAILED: _("delivery failed"),
-        SendState.REJECTED: _("rejected"),
-        SendState.MISSING: _("not certified"),
-        SendState.NOT_COPIED: _("Lleida.net not in copy"),
-        SendState.UNVERIFIED: _("unverified"),
-        SendState.AMBIGUOUS: _("ambiguous"),
+        SendState.PENDING: pgettext("send state", "pending"),
+        SendState.CERTIFIED: pgettext("send state", "certified"),
+        SendState.DELIVERY_FAILED: pgettext("send state", "delivery failed"),
+        SendState.REJECTED: pgettext("send state", "rejected"),
+        SendState.MISSING: pgettext("send state", "not certified"),
+        SendState.NOT_COPIED: pgettext("send state", "Lleida.net not in copy"),
+        SendState.UNVERIFIED: pgettext("send state", "unverified"),
+        SendState.AMBIGUOUS: pgettext("send state", "ambiguous"),
     }
     return labels[state]
 
 
+def state_meaning(state: SendState) -> str:
+    """One sentence on what the state means, for help texts."""
+    meanings = {
+        SendState.PENDING: _("no evidence yet, still inside its deadline"),
+        SendState.CERTIFIED: _("a trusted certificate of delivery matched it"),
+        SendState.DELIVERY_FAILED: _("the evidence reports a bounce, with the SMTP reason"),
+        SendState.REJECTED: _("Lleida.net refused to certify it"),
+        SendState.MISSING: _("the deadline passed without evidence"),
+        SendState.NOT_COPIED: _("the send log says Lleida.net was not in copy"),
+        SendState.UNVERIFIED: _("its only evidence failed the authenticity checks"),
+        SendState.AMBIGUOUS: _("several pieces of evidence fit equally well; review it"),
+    }
+    return meanings[state]
+
+
+def state_choices_help() -> str:
+    """List the accepted ``--state`` values, each with its label and meaning."""
+    return "; ".join(
+        f"{state.value} ({state_label(state)}: {state_meaning(state)})" for state in SendState
+    )
+
+
+def evidence_kind_label(kind: EvidenceKind) -> str:
+    """The kind of a piece of evidence in the active locale."""
+    labels = {
+        EvidenceKind.DELIVERED: pgettext("evidence kind", "delivered"),
+        EvidenceKind.DELIVERY_FAILED: pgettext("evidence kind", "delivery failed"),
+        EvidenceKind.REJECTED: pgettext("evidence kind", "rejected"),
+    }
+    return labels[kind]
+
+
+def match_rule_label(rule: MatchRule | str | None) -> str:
+    """How a send was linked to its evidence, in the active locale; empty when unmatched."""
+    if rule is None:
+        return ""
+    labels = {
+        MatchRule.MESSAGE_ID: _("original Message-ID"),
+        MatchRule.REFERENCE: _("reference in the subject"),
+        MatchRule.RECIPIENT_SUBJECT_TIME: _("recipient, subject and time"),
+        MatchRule.SUBJECT_TIME: _("subject and time of a service notice"),
+    }
+    return labels[MatchRule(rule)]
+
+
+def trust_verdict_label(verdict: TrustVerdict) -> str:
+    """The authenticity verdict of a piece of evidence in the active locale."""
+    labels = {
+        TrustVerdict.VERIFIED: pgettext("authenticity", "verified"),
+        TrustVerdict.WARNING: pgettext("authenticity", "counts, with a warning"),
+        TrustVerdict.UNVERIFIED: pgettext("authenticity", "unverified, does not count"),
+        TrustVerdict.UNCHECKED: pgettext("authenticity", "not checked"),
+    }
+    return labels[verdict]
+
+
+def check_result_label(result: CheckResult) -> str:
+    """The outcome of one authenticity check in the active locale."""
+    labels = {
+        CheckResult.PASS: pgettext("check result", "passed"),
+        CheckResult.FAIL: pgettext("check result", "failed"),
+        CheckResult.NONE: pgettext("check result", "no signature"),
+        CheckResult.OFF: pgettext("check result", "turned off"),
+        CheckResult.NOT_APPLICABLE: pgettext("check result", "not applicable"),
+    }
+    return labels[result]
+
+
+def message_class_label(value: MessageClass) -> str:
+    """What a stored message was classified as, in the active locale."""
+    labels = {
+        MessageClass.EVIDENCE: pgettext("message class", "evidence"),
+        MessageClass.UNRELATED: pgettext("message class", "unrelated"),
+        MessageClass.QUARANTINED: pgettext("message class", "quarantined"),
+    }
+    return labels[value]
+
+
+def archive_problem_label(kind: ProblemKind) -> str:
+    """An archive problem in the active locale."""
+    labels = {
+        ProblemKind.MISSING: pgettext("archive problem", "missing"),
+        ProblemKind.ALTERED: pgettext("archive problem", "altered"),
+    }
+    return labels[kind]
+
+
 def current_locale() -> str:
     """The locale whose catalog is active: ``es_CO`` or ``en``."""
-    return "en" if active_locale_translation().gettext("pending") == "pending" else "es_CO"
+    return active_locale()
+
+
+def counted(template: str, count: int) -> str:
+    """Fill the ``{count}`` of an ``ngettext`` result with ``count`` in the locale's digits."""
+    return template.format(count=format_count(count))
 
 
 def format_time(value: datetime | None, zone: ZoneInfo, locale: str | None = None) -> str:
@@ -46,6 +141,11 @@ def format_time(value: datetime | None, zone: ZoneInfo, locale: str | None = Non
         return ""
     locale = locale or current_locale()
     return format_datetime(value.astimezone(zone), _DATETIME_PATTERNS[locale], locale=locale)
+
+
+def format_time_of_day(value: datetime, locale: str | None = None) -> str:
+    """Format the local time of day of an aware datetime, as the locale writes it."""
+    return format_time_only(value.astimezone(), "HH:mm:ss", locale=locale or current_locale())
 
 
 def format_count(value: int, locale: str | None = None) -> str:

@@ -103,7 +103,7 @@ def test_status_line_after_pass(
         )
         daemon.stop()
 
-    assert message["STATUS"].startswith("1 of 1 mailboxes polled without error")
+    assert message["STATUS"].startswith("1 of 1 mailbox polled without error")
 
 
 def test_sighup_adds_project(tmp_path: Path, dovecot: DovecotServer) -> None:
