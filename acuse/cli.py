@@ -113,6 +113,14 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _check_lang(value: str) -> None:
+    try:
+        normalize_locale(value)
+    except ValueError:
+        message = _("Unsupported language {value!r}: use es (Spanish) or en (English).")
+        raise click.BadParameter(message.format(value=value), param_hint="'--lang'") from None
+
+
 def build_cli() -> click.Group:
     """Build the command tree with help texts in the active locale."""
 
@@ -145,6 +153,8 @@ def build_cli() -> click.Group:
     def cli(
         ctx: click.Context, config_path: Path | None, lang: str | None, log_level: str | None
     ) -> None:
+        if lang is not None:
+            _check_lang(lang)
         daemon = ctx.invoked_subcommand == "run"
         configure_logging(log_level or ("info" if daemon else "warning"))
         ctx.obj = AppContext(config_path)

@@ -25,6 +25,7 @@ from monitor.quarantine import (
     reprocess_message,
 )
 from monitor.reader_pool import shared_reader_pool
+from reconcile.labels import quarantine_label, quarantine_reason_text
 from reconcile.reconciliation import reconcile_project, release_evidence, subject_normalizer
 
 
@@ -65,7 +66,9 @@ def print_quarantine(app: AppContext, project_code: str | None, output_format: s
             for item in list_quarantined(session, project.code):
                 record = _quarantine_record(item, project)
                 records.append(record)
-                human.append({**record, "stored_at": format_time(item.stored_at, project.timezone)})
+                local_time = format_time(item.stored_at, project.timezone)
+                label = quarantine_label(item.code, _)
+                human.append({**record, "stored_at": local_time, "code": label})
     chosen = OutputFormat(output_format)
     columns = _quarantine_columns()
     if chosen is OutputFormat.CSV:
@@ -115,7 +118,8 @@ def _print_result(result: ReprocessResult) -> None:
         )
     )
     if result.reason:
-        click.echo(_("  Still quarantined: {reason}").format(reason=result.reason))
+        reason = quarantine_reason_text(result.reason, _)
+        click.echo(_("  Still quarantined: {reason}").format(reason=reason))
 
 
 def reprocess(

@@ -16,6 +16,7 @@ from acuse.labels import (
     send_reason,
     state_choices_help,
     state_label,
+    trust_reasons_text,
     trust_verdict_label,
 )
 from acuse.output import Column, OutputFormat, write_fields, write_rows
@@ -243,7 +244,7 @@ def _evidence_fields(
         (_("Certificate file"), evidence.attachment_name),
         (_("Archived message"), message.sha256),
         (_("Authenticity"), trust_verdict_label(evidence.trust_verdict)),
-        (_("Authenticity problems"), "; ".join((evidence.trust_reasons or "").splitlines())),
+        (_("Authenticity problems"), trust_reasons_text(evidence.trust_reasons or "")),
     ]
 
 

@@ -11,9 +11,16 @@ from babel.dates import format_datetime
 from babel.dates import format_time as format_time_only
 from babel.numbers import format_decimal
 
-from config.i18n import N_, _, active_locale, pgettext
+from config.i18n import _, active_locale, pgettext
 from monitor.archive import ProblemKind
 from monitor.models import CheckResult, EvidenceKind, MessageClass, TrustVerdict
+from reconcile.labels import (
+    NO_REASON,
+    REASON_TEMPLATES,
+    evidence_kind_labels,
+    state_labels,
+    trust_reason_text,
+)
 from reconcile.models import MatchRule, SendState
 from reconcile.queries import SendView
 from reconcile.states import failure_detail
@@ -25,17 +32,7 @@ Translate = Callable[[str], str]
 
 def state_label(state: SendState) -> str:
     """The state's name in the active locale."""
-    labels = {
-        SendState.PENDING: pgettext("send state", "pending"),
-        SendState.CERTIFIED: pgettext("send state", "certified"),
-        SendState.DELIVERY_FAILED: pgettext("send state", "delivery failed"),
-        SendState.REJECTED: pgettext("send state", "rejected"),
-        SendState.MISSING: pgettext("send state", "not certified"),
-        SendState.NOT_COPIED: pgettext("send state", "Lleida.net not in copy"),
-        SendState.UNVERIFIED: pgettext("send state", "unverified"),
-        SendState.AMBIGUOUS: pgettext("send state", "ambiguous"),
-    }
-    return labels[state]
+    return state_labels(pgettext)[state]
 
 
 def state_meaning(state: SendState) -> str:
@@ -62,12 +59,7 @@ def state_choices_help() -> str:
 
 def evidence_kind_label(kind: EvidenceKind) -> str:
     """The kind of a piece of evidence in the active locale."""
-    labels = {
-        EvidenceKind.DELIVERED: pgettext("evidence kind", "delivered"),
-        EvidenceKind.DELIVERY_FAILED: pgettext("evidence kind", "delivery failed"),
-        EvidenceKind.REJECTED: pgettext("evidence kind", "rejected"),
-    }
-    return labels[kind]
+    return evidence_kind_labels(pgettext)[kind]
 
 
 def match_rule_label(rule: MatchRule | str | None) -> str:
@@ -153,16 +145,15 @@ def format_count(value: int, locale: str | None = None) -> str:
     return format_decimal(value, locale=locale or current_locale())
 
 
-_REASON_TEMPLATES = {
-    SendState.CERTIFIED: N_("Certificate {certificate}, delivered {delivered}"),
-    SendState.DELIVERY_FAILED: N_("Delivery failed: {detail}"),
-    SendState.REJECTED: N_("Lleida.net did not certify it: {detail}"),
-    SendState.AMBIGUOUS: N_("Several pieces of evidence fit: {candidates}"),
-    SendState.NOT_COPIED: N_("The send log says Lleida.net was not in copy"),
-    SendState.MISSING: N_("No evidence by the deadline {deadline}"),
-    SendState.PENDING: N_("Waiting for evidence until {deadline}"),
-    SendState.UNVERIFIED: N_("The evidence failed its authenticity checks: {detail}"),
-}
+def trust_reasons_text(reasons: str, translate: Translate = _) -> str:
+    """Join the stored authenticity problems into one line; ``translate=str`` keeps English."""
+    contextual: Callable[[str, str], str] = pgettext if translate is _ else _no_context
+    lines = reasons.splitlines()
+    return "; ".join(trust_reason_text(line, translate, contextual) for line in lines)
+
+
+def _no_context(_context: str, message: str) -> str:
+    return message
 
 
 def send_reason(view: SendView, zone: ZoneInfo, translate: Translate = _) -> str:
@@ -173,12 +164,12 @@ def send_reason(view: SendView, zone: ZoneInfo, translate: Translate = _) -> str
     locale = current_locale() if translate is _ else "en"
     detail = failure_detail(view.smtp_code, view.smtp_detail, view.evidence_reason)
     if view.state is SendState.UNVERIFIED and view.trust_reasons:
-        detail = "; ".join(view.trust_reasons.splitlines())
+        detail = trust_reasons_text(view.trust_reasons, translate)
     candidates = (view.candidates or "").split(",")
-    return translate(_REASON_TEMPLATES[view.state]).format(
+    return translate(REASON_TEMPLATES[view.state]).format(
         certificate=view.certificate_id or "?",
         delivered=format_time(view.delivered_at, zone, locale),
-        detail=detail or translate(N_("no reason given")),
+        detail=detail or translate(NO_REASON),
         candidates=", ".join(f"#{number}" for number in candidates),
         deadline=format_time(view.deadline, zone, locale),
     )
