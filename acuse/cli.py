@@ -29,7 +29,15 @@ from acuse import (
 )
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
-from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
+from config.i18n import (
+    DEFAULT_LOCALE,
+    DOMAIN,
+    LOCALE_DIR,
+    _,
+    activate,
+    normalize_locale,
+    pgettext,
+)
 from config.logs import configure_logging
 from config.settings import CONFIG_ENV
 
@@ -87,8 +95,30 @@ def _translate_click(locale: str) -> None:
     gettext.textdomain(DOMAIN)
 
 
+class AcuseCommand(click.Command):
+    """A command whose usage line names its options in the user's language."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", pgettext("metavar", "[OPTIONS]"))
+        super().__init__(*args, **kwargs)
+
+
 class AcuseGroup(click.Group):
-    """A command group that turns acuse's errors into one line and an exit code."""
+    """A command group that turns acuse's errors into one line and an exit code.
+
+    Its commands and sub-groups use the acuse classes too, so every usage line is translated.
+    """
+
+    command_class = AcuseCommand
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", pgettext("metavar", "[OPTIONS]"))
+        if kwargs.get("invoke_without_command"):
+            kwargs.setdefault("subcommand_metavar", pgettext("metavar", "[COMMAND] [ARGS]..."))
+        else:
+            kwargs.setdefault("subcommand_metavar", pgettext("metavar", "COMMAND [ARGS]..."))
+        super().__init__(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -138,7 +168,11 @@ def build_cli() -> click.Group:
         envvar=CONFIG_ENV,
         help=_("Configuration file (TOML). Default: the ACUSE_CONFIG environment variable."),
     )
-    @click.option("--lang", help=_("Language of messages and tables: es (default) or en."))
+    @click.option(
+        "--lang",
+        metavar=pgettext("metavar", "LANGUAGE"),
+        help=_("Language of messages and tables: es (default) or en."),
+    )
     @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),

@@ -10,7 +10,7 @@ from acuse.labels import counted, format_count, state_label
 from acuse.polling import MailboxPoller
 from config.database import utcnow
 from config.errors import AcuseError
-from config.i18n import _, ngettext
+from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.directory_source import DirectorySource
@@ -108,12 +108,16 @@ def register(cli: click.Group) -> None:
     @cli.command(
         "import-sends", help=_("Import a send log exported from PACO (CSV or XLSX) into a project.")
     )
-    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.argument(
+        "path",
+        metavar=pgettext("metavar", "PATH"),
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    )
     @click.option(
         "--project",
         "project_code",
         required=True,
-        metavar="CODE",
+        metavar=pgettext("metavar", "CODE"),
         help=_("The project the sends belong to."),
     )
     @click.pass_obj
@@ -125,12 +129,14 @@ def register(cli: click.Group) -> None:
         "ingest",
         help=_("Ingest evidence from a .eml file, a folder of them, an mbox file or a Maildir."),
     )
-    @click.argument("path", type=click.Path(exists=True, path_type=Path))
+    @click.argument(
+        "path", metavar=pgettext("metavar", "PATH"), type=click.Path(exists=True, path_type=Path)
+    )
     @click.option(
         "--project",
         "project_code",
         required=True,
-        metavar="CODE",
+        metavar=pgettext("metavar", "CODE"),
         help=_("The project the evidence belongs to."),
     )
     @click.pass_obj
@@ -141,7 +147,10 @@ def register(cli: click.Group) -> None:
         "poll", help=_("Fetch new evidence from every configured mailbox once, then reconcile.")
     )
     @click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
     @click.option(
         "--no-reconcile", is_flag=True, help=_("Only fetch and store; do not reconcile afterwards.")
@@ -168,7 +177,10 @@ def register(cli: click.Group) -> None:
 
     @cli.command("reconcile", help=_("Match sends to evidence and store each send's state."))
     @click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
     @click.option(
         "--as-of",

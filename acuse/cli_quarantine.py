@@ -13,7 +13,7 @@ from acuse.cli_queries import format_option, iso_time, project_option
 from acuse.context import AppContext
 from acuse.labels import counted, format_time, message_class_label
 from acuse.output import Column, OutputFormat, write_rows
-from config.i18n import _, ngettext
+from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.quarantine import (
@@ -171,7 +171,9 @@ def register(cli: click.Group) -> None:
             "and replace what they recorded."
         ),
     )
-    @click.argument("message_ids", nargs=-1, type=int)
+    @click.argument(
+        "message_ids", metavar=pgettext("metavar", "[MESSAGE_ID]..."), nargs=-1, type=int
+    )
     @click.option(
         "--all-quarantined", is_flag=True, help=_("Every quarantined message instead of ids.")
     )

@@ -21,7 +21,7 @@ from acuse.labels import (
 )
 from acuse.output import Column, OutputFormat, write_fields, write_rows
 from config.database import utcnow
-from config.i18n import _
+from config.i18n import _, pgettext
 from config.settings import ProjectView
 from monitor.models import Evidence, StoredMessage
 from reconcile.models import SendState
@@ -282,7 +282,10 @@ def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_for
 def project_option() -> Callable[..., Any]:
     """Build the ``--project`` option."""
     return click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
 
 
@@ -305,7 +308,11 @@ def format_option(*choices: OutputFormat) -> Callable[..., Any]:
         type=click.Choice([choice.value for choice in allowed]),
         default=OutputFormat.TABLE.value,
         show_default=True,
-        help=_("Output: a table for people, or JSON or CSV with English keys for scripts."),
+        help=(
+            _("Output: a table for people, or JSON or CSV with English keys for scripts.")
+            if OutputFormat.CSV in allowed
+            else _("Output: a table for people, or JSON with English keys for scripts.")
+        ),
     )
 
 
@@ -330,7 +337,7 @@ def _state_option() -> Callable[..., Any]:
         "state_values",
         multiple=True,
         type=click.Choice([state.value for state in SendState]),
-        metavar="STATE",
+        metavar=pgettext("metavar", "STATE"),
         help=_("Only sends in this state; repeat for several. States: {states}.").format(
             states=state_choices_help()
         ),
@@ -369,7 +376,7 @@ def register(cli: click.Group) -> None:
         print_orphans(app, QueryOptions(**options))
 
     @cli.command("show", help=_("Show one send with its evidence and how it was matched."))
-    @click.argument("send_id", type=int)
+    @click.argument("send_id", metavar=pgettext("metavar", "SEND_ID"), type=int)
     @as_of_option()
     @format_option(OutputFormat.TABLE, OutputFormat.JSON)
     @click.pass_obj

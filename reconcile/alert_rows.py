@@ -25,6 +25,7 @@ from reconcile.labels import (
     evidence_kind_labels,
     quarantine_reason_text,
     state_labels,
+    trust_reason_text,
 )
 from reconcile.models import SendState
 from reconcile.states import failure_detail
@@ -158,6 +159,12 @@ class RowFormatter:
         detail = failure_detail(
             details.get("smtp_code"), details.get("smtp_detail"), details.get("evidence_reason")
         )
+        trust_reasons = details.get("trust_reasons")
+        if state is SendState.UNVERIFIED and trust_reasons:
+            lines = str(trust_reasons).splitlines()
+            detail = "; ".join(
+                trust_reason_text(line, self.gettext, self.pgettext) for line in lines
+            )
         return self.gettext(REASON_TEMPLATES[state]).format(
             certificate=details.get("certificate_id") or "?",
             delivered=self.time(details.get("delivered_at")),

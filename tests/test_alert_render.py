@@ -336,3 +336,35 @@ def test_missing_template_folder_is_named(
 
     assert "no-such-folder" in str(caught.value)
     assert "[alerts] templates" in str(caught.value)
+
+
+def test_unverified_reason_lists_checks(make_settings: Callable[..., Settings]) -> None:
+    settings = settings_for(make_settings, "es_CO")
+    details = {
+        **SAMPLES[AlertKind.EVIDENCE_UNVERIFIED],
+        "trust_reasons": "DKIM: the message has no DKIM signature\n"
+        "PDF signature: the signer CN=Falso does not match signer_pattern",
+    }
+    item = ItemData(AlertKind.EVIDENCE_UNVERIFIED, AlertEvent.RAISED, details)
+    scope = scope_of(settings, AlertKind.EVIDENCE_UNVERIFIED)
+
+    email = render_alert(settings, scope, [item], NOW)
+
+    assert "DKIM: el mensaje no tiene firma DKIM" in email.text
+    assert "firma del PDF: the signer CN=Falso does not match signer_pattern" in email.text
+    assert "Saldo insuficiente" not in email.text
+
+
+def test_quarantine_reason_names_code(make_settings: Callable[..., Settings]) -> None:
+    settings = settings_for(make_settings, "es_CO")
+    item = ItemData(
+        AlertKind.QUARANTINED_MESSAGES,
+        AlertEvent.RAISED,
+        SAMPLES[AlertKind.QUARANTINED_MESSAGES],
+    )
+    scope = scope_of(settings, AlertKind.QUARANTINED_MESSAGES)
+
+    email = render_alert(settings, scope, [item], NOW)
+
+    assert "PDF ilegible: el PDF está dañado" in email.text
+    assert "unreadable_pdf" not in email.text
