@@ -116,3 +116,43 @@ def test_unknown_lang_is_usage_error(run: Run) -> None:
     assert outcome.code == 2
     assert "'fr'" in outcome.stderr
     assert "es" in outcome.stderr
+
+
+def write_config(folder: Path, extra: str) -> Path:
+    path = folder / "acuse.toml"
+    base = '[database]\nurl = "sqlite:///acuse.db"\n[archive]\npath = "archive"\n'
+    path.write_text(base + extra, encoding="utf-8")
+    return path
+
+
+def test_config_error_in_spanish(run: Run, tmp_path: Path) -> None:
+    config_path = write_config(tmp_path, '[[projects]]\ncode = "T P"\nname = "Torre"\n')
+
+    outcome = run("--config", str(config_path), "status")
+
+    assert outcome.code == 2
+    assert "projects[0].code: código de proyecto 'T P' no válido" in outcome.stderr
+
+
+def test_type_error_names_fix(run: Run, tmp_path: Path) -> None:
+    config_path = write_config(tmp_path, '[defaults]\nfetch_batch = "many"\n')
+
+    outcome = run("--config", str(config_path), "status")
+
+    assert outcome.code == 2
+    assert (
+        "defaults.fetch_batch: valor 'many' no válido: escriba un número entero." in outcome.stderr
+    )
+
+
+def test_choice_error_lists_values(run: Run, tmp_path: Path) -> None:
+    mailbox = (
+        '[[projects]]\ncode = "TP"\nname = "Torre"\n[projects.mailbox]\nhost = "h"\n'
+        'security = "ssl"\nusername = "u"\npassword_file = "p"\n'
+    )
+    config_path = write_config(tmp_path, mailbox)
+
+    outcome = run("--lang", "en", "--config", str(config_path), "status")
+
+    assert outcome.code == 2
+    assert "invalid value 'ssl': use one of 'tls', 'starttls', 'plain'." in outcome.stderr
