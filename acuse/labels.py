@@ -31,12 +31,12 @@ Translate = Callable[[str], str]
 
 
 def state_label(state: SendState) -> str:
-    """The state's name in the active locale."""
+    """Name the state in the active locale."""
     return state_labels(pgettext)[state]
 
 
 def state_meaning(state: SendState) -> str:
-    """One sentence on what the state means, for help texts."""
+    """Explain in one phrase what the state means, for help texts."""
     meanings = {
         SendState.PENDING: _("no evidence yet, still inside its deadline"),
         SendState.CERTIFIED: _("a trusted certificate of delivery matched it"),
@@ -58,12 +58,12 @@ def state_choices_help() -> str:
 
 
 def evidence_kind_label(kind: EvidenceKind) -> str:
-    """The kind of a piece of evidence in the active locale."""
+    """Name the kind of a piece of evidence in the active locale."""
     return evidence_kind_labels(pgettext)[kind]
 
 
 def match_rule_label(rule: MatchRule | str | None) -> str:
-    """How a send was linked to its evidence, in the active locale; empty when unmatched."""
+    """Name the rule that linked a send to its evidence; return "" for an unmatched send."""
     if rule is None:
         return ""
     labels = {
@@ -76,7 +76,7 @@ def match_rule_label(rule: MatchRule | str | None) -> str:
 
 
 def trust_verdict_label(verdict: TrustVerdict) -> str:
-    """The authenticity verdict of a piece of evidence in the active locale."""
+    """Name the authenticity verdict of a piece of evidence in the active locale."""
     labels = {
         TrustVerdict.VERIFIED: pgettext("authenticity", "verified"),
         TrustVerdict.WARNING: pgettext("authenticity", "counts, with a warning"),
@@ -87,7 +87,7 @@ def trust_verdict_label(verdict: TrustVerdict) -> str:
 
 
 def check_result_label(result: CheckResult) -> str:
-    """The outcome of one authenticity check in the active locale."""
+    """Name the outcome of one authenticity check in the active locale."""
     labels = {
         CheckResult.PASS: pgettext("check result", "passed"),
         CheckResult.FAIL: pgettext("check result", "failed"),
@@ -99,7 +99,7 @@ def check_result_label(result: CheckResult) -> str:
 
 
 def message_class_label(value: MessageClass) -> str:
-    """What a stored message was classified as, in the active locale."""
+    """Name the class of a stored message in the active locale."""
     labels = {
         MessageClass.EVIDENCE: pgettext("message class", "evidence"),
         MessageClass.UNRELATED: pgettext("message class", "unrelated"),
@@ -109,7 +109,7 @@ def message_class_label(value: MessageClass) -> str:
 
 
 def archive_problem_label(kind: ProblemKind) -> str:
-    """An archive problem in the active locale."""
+    """Name an archive problem in the active locale."""
     labels = {
         ProblemKind.MISSING: pgettext("archive problem", "missing"),
         ProblemKind.ALTERED: pgettext("archive problem", "altered"),

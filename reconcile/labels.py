@@ -78,8 +78,8 @@ def quarantine_reason_text(reason: str, gettext: Translate) -> str:
 def trust_reason_text(reason: str, gettext: Translate, pgettext: ContextTranslate) -> str:
     """Translate one stored ``check: reason`` line of an authenticity verdict.
 
-    The check's name is always translated. The reason is translated when it is one of the fixed
-    texts the checks mark with ``N_``; a reason that embeds data stays as it was stored.
+    The check's name is always translated. The reason is translated only when it is one of the
+    fixed texts that the checks mark with ``N_``. A reason that embeds data stays as stored.
     """
     checks = {
         "DKIM": pgettext("authenticity check", "DKIM"),
