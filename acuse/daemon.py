@@ -29,6 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from acuse.checks import check_archive_writable
 from acuse.jobs import DaemonServices, JobBuilder, build_jobs
+from acuse.labels import format_count
 from acuse.metrics import DaemonMetrics
 from acuse.scheduling import (
     JOB_EXECUTOR,
@@ -138,7 +139,7 @@ class Daemon:
         )
         self.notifier.ready(
             ngettext("Started with {count} job.", "Started with {count} jobs.", len(specs)).format(
-                count=len(specs)
+                count=format_count(len(specs))
             )
         )
 

@@ -99,7 +99,7 @@ def test_status_line_after_pass(
 
     with running_daemon(config, tmp_path, "--lang", "en") as daemon:
         message = daemon.notify.wait_for(
-            lambda fields: "job poll:TDP2 ok" in fields.get("STATUS", "")
+            lambda fields: "job poll:TDP2 succeeded" in fields.get("STATUS", "")
         )
         daemon.stop()
 
