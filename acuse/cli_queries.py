@@ -10,6 +10,7 @@ import click
 
 from acuse.context import AppContext
 from acuse.labels import (
+    check_result_label,
     evidence_kind_label,
     format_time,
     match_rule_label,
@@ -244,6 +245,9 @@ def _evidence_fields(
         (_("Certificate file"), evidence.attachment_name),
         (_("Archived message"), message.sha256),
         (_("Authenticity"), trust_verdict_label(evidence.trust_verdict)),
+        (_("DKIM check"), check_result_label(evidence.dkim_result)),
+        (_("PDF signature check"), check_result_label(evidence.signature_result)),
+        (_("Cross-check"), check_result_label(evidence.cross_check_result)),
         (_("Authenticity problems"), trust_reasons_text(evidence.trust_reasons or "")),
     ]
 

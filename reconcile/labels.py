@@ -86,6 +86,9 @@ def trust_reason_text(reason: str, gettext: Translate, pgettext: ContextTranslat
         "PDF signature": pgettext("authenticity check", "PDF signature"),
         "cross-check": pgettext("authenticity check", "cross-check"),
     }
+    # TODO(trust reasons stored as codes): reasons that embed data, such as a DKIM domain or a
+    # PDF signer, are stored as English text, so they stay English until they are stored as a
+    # code with its values.
     check, separator, text = reason.partition(": ")
     if not separator or check not in checks:
         return gettext(reason)

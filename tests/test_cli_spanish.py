@@ -51,6 +51,8 @@ def test_show_translates_rule_and_authenticity(run: Run, loaded: Path) -> None:
     assert "válida, con advertencia" in outcome.stdout
     assert "DKIM: el mensaje no tiene firma DKIM" in outcome.stdout
     assert "firma del PDF: el PDF no tiene firma" in outcome.stdout
+    assert "Verificación cruzada" in outcome.stdout
+    assert "Verificación DKIM" in outcome.stdout
 
 
 def test_show_english_keeps_english(run: Run, loaded: Path) -> None:
