@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+POT := config/locale/acuse.pot
 
 .PHONY: install demo test fuzz lint bench catalogs clean
 
@@ -37,10 +38,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy config monitor reconcile acuse
 
+# Re-extract the message ids, merge them into every .po and compile the .mo files. Running it
+# again without code changes changes no file: the .pot is replaced only when more than its
+# creation date differs. New or changed ids arrive untranslated or fuzzy, which
+# tests/test_catalog.py rejects until someone translates them.
 catalogs: $(STAMP)
-	$(BIN)/pybabel extract --project=acuse -F babel.cfg -o config/locale/acuse.pot .
-	$(BIN)/pybabel update -D acuse -i config/locale/acuse.pot -d config/locale
-	$(BIN)/pybabel compile -D acuse -d config/locale
+	$(BIN)/pybabel extract --project=acuse --add-comments=TRANSLATORS: --sort-by-file \
+		-F babel.cfg -o $(POT).new .
+	@if [ -f $(POT) ] && diff -q -I '^"POT-Creation-Date: ' $(POT) $(POT).new >/dev/null; \
+		then rm $(POT).new; else mv $(POT).new $(POT); fi
+	$(BIN)/pybabel update --ignore-pot-creation-date -D acuse -i $(POT) -d config/locale
+	$(BIN)/pybabel compile --statistics -D acuse -d config/locale
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -18,7 +18,7 @@ import click
 from acuse.context import AppContext
 from acuse.labels import format_count
 from config.errors import AcuseError, ConfigError, SecretError
-from config.i18n import _
+from config.i18n import _, ngettext
 from config.mailbox_settings import MailboxAuth
 from config.secrets import read_secret
 from config.settings import ProjectView, Settings
@@ -108,8 +108,10 @@ def _check_database(app: AppContext) -> str:
 
 def _check_trust(project: ProjectView) -> str:
     context = trust_context_for(project.provider)
-    return _(
-        "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificates."
+    return ngettext(
+        "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificate.",
+        "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificates.",
+        len(context.signature_trust.roots),
     ).format(
         project=project.code,
         dkim=context.dkim_policy.value,
@@ -132,8 +134,11 @@ def _check_mailbox_live(settings: Settings, project: ProjectView) -> str:
     source = ImapSource.for_project(settings, project, mailbox_password(settings, project))
     state = source.check()
     mailbox = source.mailbox
-    return _(
-        "{project}: logged in to {username} at {host}:{port}, folder {folder} has {count} messages."
+    return ngettext(
+        "{project}: logged in to {username} at {host}:{port}, folder {folder} has {count} message.",
+        "{project}: logged in to {username} at {host}:{port}, "
+        "folder {folder} has {count} messages.",
+        state.exists,
     ).format(
         project=project.code,
         username=mailbox.username,
@@ -182,8 +187,10 @@ def _check_oauth2_live(tally: _Tally, settings: Settings, project: ProjectView) 
     def request_token() -> str:
         token = tokens.renew()
         minutes = int(token.lifetime.total_seconds() // 60)
-        return _(
-            "{project}: obtained an access token from {url}, valid for {minutes} minutes."
+        return ngettext(
+            "{project}: obtained an access token from {url}, valid for {minutes} minute.",
+            "{project}: obtained an access token from {url}, valid for {minutes} minutes.",
+            minutes,
         ).format(minutes=format_count(minutes), **arguments)
 
     def token_failed(error: AcuseError) -> str:
@@ -203,9 +210,11 @@ def _check_oauth2_live(tally: _Tally, settings: Settings, project: ProjectView) 
 
     def select_folder() -> str:
         state = source.examine()
-        return _("{project}: folder {folder} has {count} messages.").format(
-            count=format_count(state.exists), **arguments
-        )
+        return ngettext(
+            "{project}: folder {folder} has {count} message.",
+            "{project}: folder {folder} has {count} messages.",
+            state.exists,
+        ).format(count=format_count(state.exists), **arguments)
 
     def folder_failed(error: AcuseError) -> str:
         return _("{project}: the folder selection failed: {error}").format(error=error, **arguments)
@@ -223,8 +232,13 @@ def check_configuration(app: AppContext, live: bool) -> None:
     """Run every check and exit non-zero when one failed."""
     settings = app.settings
     click.echo(
-        _("Configuration {path} is valid: {count} projects.").format(
-            path=app.config_path or os.environ.get("ACUSE_CONFIG"), count=len(settings.projects)
+        ngettext(
+            "Configuration {path} is valid: {count} project.",
+            "Configuration {path} is valid: {count} projects.",
+            len(settings.projects),
+        ).format(
+            path=app.config_path or os.environ.get("ACUSE_CONFIG"),
+            count=format_count(len(settings.projects)),
         )
     )
     tally = _Tally()

@@ -29,7 +29,15 @@ from acuse import (
 )
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
-from config.i18n import DEFAULT_LOCALE, DOMAIN, LOCALE_DIR, _, activate, normalize_locale
+from config.i18n import (
+    DEFAULT_LOCALE,
+    DOMAIN,
+    LOCALE_DIR,
+    _,
+    activate,
+    normalize_locale,
+    pgettext,
+)
 from config.logs import configure_logging
 from config.settings import CONFIG_ENV
 
@@ -87,8 +95,30 @@ def _translate_click(locale: str) -> None:
     gettext.textdomain(DOMAIN)
 
 
+class AcuseCommand(click.Command):
+    """A command whose usage line names its options in the user's language."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", pgettext("metavar", "[OPTIONS]"))
+        super().__init__(*args, **kwargs)
+
+
 class AcuseGroup(click.Group):
-    """A command group that turns acuse's errors into one line and an exit code."""
+    """A command group that turns acuse's errors into one line and an exit code.
+
+    Its commands and sub-groups use the acuse classes too, so every usage line is translated.
+    """
+
+    command_class = AcuseCommand
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", pgettext("metavar", "[OPTIONS]"))
+        if kwargs.get("invoke_without_command"):
+            kwargs.setdefault("subcommand_metavar", pgettext("metavar", "[COMMAND] [ARGS]..."))
+        else:
+            kwargs.setdefault("subcommand_metavar", pgettext("metavar", "COMMAND [ARGS]..."))
+        super().__init__(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -113,6 +143,14 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _check_lang(value: str) -> None:
+    try:
+        normalize_locale(value)
+    except ValueError:
+        message = _("Unsupported language {value!r}: use es (Spanish) or en (English).")
+        raise click.BadParameter(message.format(value=value), param_hint="'--lang'") from None
+
+
 def build_cli() -> click.Group:
     """Build the command tree with help texts in the active locale."""
 
@@ -130,7 +168,11 @@ def build_cli() -> click.Group:
         envvar=CONFIG_ENV,
         help=_("Configuration file (TOML). Default: the ACUSE_CONFIG environment variable."),
     )
-    @click.option("--lang", help=_("Language of messages and tables: es (default) or en."))
+    @click.option(
+        "--lang",
+        metavar=pgettext("metavar", "LANGUAGE"),
+        help=_("Language of messages and tables: es (default) or en."),
+    )
     @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -145,6 +187,8 @@ def build_cli() -> click.Group:
     def cli(
         ctx: click.Context, config_path: Path | None, lang: str | None, log_level: str | None
     ) -> None:
+        if lang is not None:
+            _check_lang(lang)
         daemon = ctx.invoked_subcommand == "run"
         configure_logging(log_level or ("info" if daemon else "warning"))
         ctx.obj = AppContext(config_path)

@@ -14,7 +14,7 @@ from acuse.output import Column, OutputFormat, write_rows
 from config.alert_settings import AlertKind
 from config.database import utcnow
 from config.errors import ConfigError
-from config.i18n import _
+from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView, Settings, project_view
 from reconcile.alert_delivery import deliver_outbox
 from reconcile.alert_examples import example_details
@@ -137,17 +137,22 @@ def send_now(app: AppContext) -> None:
     digests = evaluate_digests(app.database, app.settings, now)
     delivery = deliver_outbox(app.database, app.settings, now, flush=True)
     click.echo(
-        _(
+        # TRANSLATORS: "raised", "reminded" and "resolved" count alerts, so they stay in one form.
+        ngettext(
             "Alerts: {raised} raised, {reminded} reminded, {resolved} resolved; "
-            "{digests} digests queued."
+            "{count} digest queued.",
+            "Alerts: {raised} raised, {reminded} reminded, {resolved} resolved; "
+            "{count} digests queued.",
+            digests.digests,
         ).format(
             raised=format_count(alerts.raised),
             reminded=format_count(alerts.reminded),
             resolved=format_count(alerts.resolved),
-            digests=format_count(digests.digests),
+            count=format_count(digests.digests),
         )
     )
     click.echo(
+        # TRANSLATORS: a label followed by counts, so the words stay in one form.
         _("Emails: {sent} sent, {failed} failed, {waiting} waiting in the outbox.").format(
             sent=format_count(delivery.sent),
             failed=format_count(delivery.failed),
@@ -245,7 +250,10 @@ def register(cli: click.Group) -> None:
         help=_("List alerts, or send, preview and test alert emails."),
     )
     @click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
     @click.option(
         "--open/--all",
@@ -273,9 +281,17 @@ def register(cli: click.Group) -> None:
         send_now(app)
 
     @alerts_group.command("preview", help=_("Render an alert email of KIND without sending it."))
-    @click.argument("kind", type=click.Choice([kind.value for kind in AlertKind]))
+    @click.argument(
+        "kind",
+        metavar=pgettext("metavar", "KIND"),
+        type=click.Choice([kind.value for kind in AlertKind]),
+    )
     @click.option(
-        "--project", "project_code", required=True, metavar="CODE", help=_("The project.")
+        "--project",
+        "project_code",
+        required=True,
+        metavar=pgettext("metavar", "CODE"),
+        help=_("The project."),
     )
     @click.option(
         "--event",
@@ -301,7 +317,11 @@ def register(cli: click.Group) -> None:
         "test", help=_("Send a test email to the project's managers through the outbox.")
     )
     @click.option(
-        "--project", "project_code", required=True, metavar="CODE", help=_("The project.")
+        "--project",
+        "project_code",
+        required=True,
+        metavar=pgettext("metavar", "CODE"),
+        help=_("The project."),
     )
     @click.pass_obj
     def test_command(app: AppContext, project_code: str) -> None:

@@ -15,9 +15,9 @@ from sqlmodel import col
 
 from acuse.cli_queries import format_option
 from acuse.context import AppContext
-from acuse.labels import format_count
+from acuse.labels import archive_problem_label, counted, format_count
 from acuse.output import Column, OutputFormat, write_rows
-from config.i18n import _
+from config.i18n import _, ngettext
 from monitor.archive import Archive, ArchiveProblem
 from monitor.models import StoredMessage
 
@@ -61,12 +61,17 @@ def verify_archive(app: AppContext, output_format: str) -> int:
             known.add(sha256)
             yield sha256
 
-    problems = [_problem_record(problem) for problem in archive.verify(expected())]
+    found = list(archive.verify(expected()))
+    problems = [_problem_record(problem) for problem in found]
+    human = [
+        {**record, "problem": archive_problem_label(problem.kind)}
+        for record, problem in zip(problems, found, strict=True)
+    ]
     untracked = [sha256 for sha256 in archive.stored_hashes() if sha256 not in known]
 
     chosen = OutputFormat(output_format)
     if problems or chosen is not OutputFormat.TABLE:
-        write_rows(problems, _problem_columns(), chosen)
+        write_rows(problems, _problem_columns(), chosen, human_rows=human)
     if chosen is OutputFormat.TABLE:
         _print_summary(checked, len(problems), untracked)
     return len(problems)
@@ -74,14 +79,21 @@ def verify_archive(app: AppContext, output_format: str) -> int:
 
 def _print_summary(checked: int, problems: int, untracked: list[str]) -> None:
     click.echo(
-        _("{checked} archived messages checked: {problems} missing or altered.").format(
-            checked=format_count(checked), problems=format_count(problems)
-        )
+        ngettext(
+            "{count} archived message checked: {problems} missing or altered.",
+            "{count} archived messages checked: {problems} missing or altered.",
+            checked,
+        ).format(count=format_count(checked), problems=format_count(problems))
     )
     if untracked:
         click.echo(
-            _("{count} archived files belong to no ledger row (kept, never deleted):").format(
-                count=format_count(len(untracked))
+            counted(
+                ngettext(
+                    "{count} archived file belongs to no ledger row (kept, never deleted):",
+                    "{count} archived files belong to no ledger row (kept, never deleted):",
+                    len(untracked),
+                ),
+                len(untracked),
             )
         )
         for sha256 in untracked:

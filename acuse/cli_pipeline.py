@@ -6,11 +6,11 @@ import click
 
 from acuse.checks import check_configuration
 from acuse.context import AppContext
-from acuse.labels import format_count, state_label
+from acuse.labels import counted, format_count, state_label
 from acuse.polling import MailboxPoller
 from config.database import utcnow
 from config.errors import AcuseError
-from config.i18n import _
+from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.directory_source import DirectorySource
@@ -23,40 +23,49 @@ EXIT_RUNTIME = 3
 
 
 def _ingest_summary(counts: IngestCounts) -> str:
-    return _(
-        "{seen} messages read: {stored} stored ({evidence} evidence, {unrelated} unrelated, "
-        "{quarantined} quarantined), {known} already stored."
-    ).format(
-        seen=format_count(counts.seen),
-        stored=format_count(counts.stored),
-        evidence=format_count(counts.evidence),
-        unrelated=format_count(counts.unrelated),
-        quarantined=format_count(counts.quarantined),
-        known=format_count(counts.already_stored),
+    seen = ngettext("{count} message read", "{count} messages read", counts.seen)
+    stored = ngettext("{count} stored", "{count} stored", counts.stored)
+    evidence = ngettext("{count} evidence", "{count} evidence", counts.evidence)
+    unrelated = ngettext("{count} unrelated", "{count} unrelated", counts.unrelated)
+    quarantined = ngettext("{count} quarantined", "{count} quarantined", counts.quarantined)
+    known = ngettext("{count} already stored", "{count} already stored", counts.already_stored)
+    # TRANSLATORS: each field is a count with its noun, e.g. "14 messages read: 14 stored (...)".
+    return _("{seen}: {stored} ({evidence}, {unrelated}, {quarantined}), {known}.").format(
+        seen=counted(seen, counts.seen),
+        stored=counted(stored, counts.stored),
+        evidence=counted(evidence, counts.evidence),
+        unrelated=counted(unrelated, counts.unrelated),
+        quarantined=counted(quarantined, counts.quarantined),
+        known=counted(known, counts.already_stored),
     )
 
 
 def print_import_summary(summary: ImportSummary) -> None:
     """Print what a send-log import stored, and each rejected row on standard error."""
+    rows = ngettext("{count} row read", "{count} rows read", summary.rows)
+    added = ngettext("{count} new send", "{count} new sends", summary.added)
+    known = ngettext("{count} already known", "{count} already known", summary.already_known)
+    rejected = ngettext("{count} row rejected", "{count} rows rejected", summary.rejected)
+    # TRANSLATORS: {rows}, {added}, {known} and {rejected} are counts with their nouns.
     click.echo(
-        _(
-            "{project}: {rows} rows read from {path}: {added} new sends, "
-            "{known} already known, {rejected} rejected."
-        ).format(
+        _("{project}: {rows} from {path}: {added}, {known}, {rejected}.").format(
             project=summary.project,
-            rows=format_count(summary.rows),
+            rows=counted(rows, summary.rows),
             path=summary.path,
-            added=format_count(summary.added),
-            known=format_count(summary.already_known),
-            rejected=format_count(summary.rejected),
+            added=counted(added, summary.added),
+            known=counted(known, summary.already_known),
+            rejected=counted(rejected, summary.rejected),
         )
     )
     for error in summary.errors:
         click.echo(f"  {error}", err=True)
     if summary.errors_not_listed:
-        more = _("  ... and {count} more rejected rows.").format(
-            count=format_count(summary.errors_not_listed)
+        more = ngettext(
+            "  ... and {count} more rejected row.",
+            "  ... and {count} more rejected rows.",
+            summary.errors_not_listed,
         )
+        more = counted(more, summary.errors_not_listed)
         click.echo(more, err=True)
 
 
@@ -79,11 +88,15 @@ def print_reconcile_summary(summary: ReconcileSummary) -> None:
         for state in SendState
         if summary.states.get(state)
     )
+    matched = ngettext("{count} new match", "{count} new matches", summary.matched)
+    changes = ngettext("{count} state change", "{count} state changes", summary.state_changes)
+    # TRANSLATORS: {matched} and {changes} are counts with their nouns; {counts} lists
+    # "state: number" pairs.
     click.echo(
-        _("{project}: {matched} new matches, {changes} state changes. {counts}").format(
+        _("{project}: {matched}, {changes}. {counts}").format(
             project=summary.project,
-            matched=format_count(summary.matched),
-            changes=format_count(summary.state_changes),
+            matched=counted(matched, summary.matched),
+            changes=counted(changes, summary.state_changes),
             counts=counts or _("no sends"),
         )
     )
@@ -95,12 +108,16 @@ def register(cli: click.Group) -> None:
     @cli.command(
         "import-sends", help=_("Import a send log exported from PACO (CSV or XLSX) into a project.")
     )
-    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.argument(
+        "path",
+        metavar=pgettext("metavar", "PATH"),
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    )
     @click.option(
         "--project",
         "project_code",
         required=True,
-        metavar="CODE",
+        metavar=pgettext("metavar", "CODE"),
         help=_("The project the sends belong to."),
     )
     @click.pass_obj
@@ -112,12 +129,14 @@ def register(cli: click.Group) -> None:
         "ingest",
         help=_("Ingest evidence from a .eml file, a folder of them, an mbox file or a Maildir."),
     )
-    @click.argument("path", type=click.Path(exists=True, path_type=Path))
+    @click.argument(
+        "path", metavar=pgettext("metavar", "PATH"), type=click.Path(exists=True, path_type=Path)
+    )
     @click.option(
         "--project",
         "project_code",
         required=True,
-        metavar="CODE",
+        metavar=pgettext("metavar", "CODE"),
         help=_("The project the evidence belongs to."),
     )
     @click.pass_obj
@@ -128,7 +147,10 @@ def register(cli: click.Group) -> None:
         "poll", help=_("Fetch new evidence from every configured mailbox once, then reconcile.")
     )
     @click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
     @click.option(
         "--no-reconcile", is_flag=True, help=_("Only fetch and store; do not reconcile afterwards.")
@@ -155,7 +177,10 @@ def register(cli: click.Group) -> None:
 
     @cli.command("reconcile", help=_("Match sends to evidence and store each send's state."))
     @click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
     @click.option(
         "--as-of",

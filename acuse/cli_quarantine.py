@@ -11,9 +11,9 @@ import click
 
 from acuse.cli_queries import format_option, iso_time, project_option
 from acuse.context import AppContext
-from acuse.labels import format_count, format_time
+from acuse.labels import counted, format_time, message_class_label
 from acuse.output import Column, OutputFormat, write_rows
-from config.i18n import _
+from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView
 from monitor.archive import Archive
 from monitor.quarantine import (
@@ -25,6 +25,7 @@ from monitor.quarantine import (
     reprocess_message,
 )
 from monitor.reader_pool import shared_reader_pool
+from reconcile.labels import quarantine_label, quarantine_reason_text
 from reconcile.reconciliation import reconcile_project, release_evidence, subject_normalizer
 
 
@@ -65,7 +66,9 @@ def print_quarantine(app: AppContext, project_code: str | None, output_format: s
             for item in list_quarantined(session, project.code):
                 record = _quarantine_record(item, project)
                 records.append(record)
-                human.append({**record, "stored_at": format_time(item.stored_at, project.timezone)})
+                local_time = format_time(item.stored_at, project.timezone)
+                label = quarantine_label(item.code, _)
+                human.append({**record, "stored_at": local_time, "code": label})
     chosen = OutputFormat(output_format)
     columns = _quarantine_columns()
     if chosen is OutputFormat.CSV:
@@ -96,22 +99,27 @@ def _chosen_messages(
 
 
 def _print_result(result: ReprocessResult) -> None:
+    added = ngettext("{count} added", "{count} added", result.added)
+    updated = ngettext("{count} updated", "{count} updated", result.updated)
+    removed = ngettext("{count} removed", "{count} removed", result.removed)
+    # TRANSLATORS: {before} and {after} are message classes; the rest count pieces of evidence.
     click.echo(
         _(
-            "Message {id} ({project}): {before} -> {after}; evidence: {added} added, "
-            "{updated} updated, {removed} removed."
+            "Message {id} ({project}): {before} -> {after}; "
+            "evidence: {added}, {updated}, {removed}."
         ).format(
             id=result.message_id,
             project=result.project,
-            before=result.before.value,
-            after=result.after.value,
-            added=format_count(result.added),
-            updated=format_count(result.updated),
-            removed=format_count(result.removed),
+            before=message_class_label(result.before),
+            after=message_class_label(result.after),
+            added=counted(added, result.added),
+            updated=counted(updated, result.updated),
+            removed=counted(removed, result.removed),
         )
     )
     if result.reason:
-        click.echo(_("  Still quarantined: {reason}").format(reason=result.reason))
+        reason = quarantine_reason_text(result.reason, _)
+        click.echo(_("  Still quarantined: {reason}").format(reason=reason))
 
 
 def reprocess(
@@ -163,7 +171,9 @@ def register(cli: click.Group) -> None:
             "and replace what they recorded."
         ),
     )
-    @click.argument("message_ids", nargs=-1, type=int)
+    @click.argument(
+        "message_ids", metavar=pgettext("metavar", "[MESSAGE_ID]..."), nargs=-1, type=int
+    )
     @click.option(
         "--all-quarantined", is_flag=True, help=_("Every quarantined message instead of ids.")
     )

@@ -9,10 +9,20 @@ from typing import Any
 import click
 
 from acuse.context import AppContext
-from acuse.labels import format_time, send_reason, state_label
+from acuse.labels import (
+    check_result_label,
+    evidence_kind_label,
+    format_time,
+    match_rule_label,
+    send_reason,
+    state_choices_help,
+    state_label,
+    trust_reasons_text,
+    trust_verdict_label,
+)
 from acuse.output import Column, OutputFormat, write_fields, write_rows
 from config.database import utcnow
-from config.i18n import _
+from config.i18n import _, pgettext
 from config.settings import ProjectView
 from monitor.models import Evidence, StoredMessage
 from reconcile.models import SendState
@@ -179,16 +189,6 @@ def _orphan_record(view: OrphanView, project: ProjectView) -> dict[str, Any]:
     }
 
 
-def evidence_kind_label(kind: str) -> str:
-    """Translate the kind of a piece of evidence into the active locale."""
-    labels = {
-        "delivered": _("delivered"),
-        "delivery_failed": _("delivery failed"),
-        "rejected": _("rejected"),
-    }
-    return labels.get(kind, kind)
-
-
 def print_orphans(app: AppContext, options: QueryOptions) -> None:
     """Print the evidence that matched no send after its deadline."""
     as_of = app.parse_as_of(options.as_of) or utcnow()
@@ -200,9 +200,7 @@ def print_orphans(app: AppContext, options: QueryOptions) -> None:
                 record = _orphan_record(view, project)
                 records.append(record)
                 local_time = format_time(view.time, project.timezone)
-                human.append(
-                    {**record, "kind": evidence_kind_label(view.kind.value), "time": local_time}
-                )
+                human.append({**record, "kind": evidence_kind_label(view.kind), "time": local_time})
 
     write_rows(records, _orphan_columns(), OutputFormat(options.output_format), human_rows=human)
     if options.fail_on_problems and records:
@@ -246,8 +244,11 @@ def _evidence_fields(
         (_("Content hash"), evidence.content_hash),
         (_("Certificate file"), evidence.attachment_name),
         (_("Archived message"), message.sha256),
-        (_("Authenticity"), evidence.trust_verdict.value),
-        (_("Authenticity problems"), "; ".join((evidence.trust_reasons or "").splitlines())),
+        (_("Authenticity"), trust_verdict_label(evidence.trust_verdict)),
+        (_("DKIM check"), check_result_label(evidence.dkim_result)),
+        (_("PDF signature check"), check_result_label(evidence.signature_result)),
+        (_("Cross-check"), check_result_label(evidence.cross_check_result)),
+        (_("Authenticity problems"), trust_reasons_text(evidence.trust_reasons or "")),
     ]
 
 
@@ -276,7 +277,7 @@ def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_for
         (column.heading, row.get(column.key)) for column in send_columns()
     ]
     fields.insert(3, (_("Notification"), view.notification_type))
-    fields.append((_("Match rule"), view.match_rule))
+    fields.append((_("Match rule"), match_rule_label(view.match_rule)))
     if evidence is not None:
         fields += _evidence_fields(*evidence, project)
     write_fields(fields)
@@ -285,7 +286,10 @@ def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_for
 def project_option() -> Callable[..., Any]:
     """Build the ``--project`` option."""
     return click.option(
-        "--project", "project_code", metavar="CODE", help=_("Only this project (its code).")
+        "--project",
+        "project_code",
+        metavar=pgettext("metavar", "CODE"),
+        help=_("Only this project (its code)."),
     )
 
 
@@ -308,7 +312,11 @@ def format_option(*choices: OutputFormat) -> Callable[..., Any]:
         type=click.Choice([choice.value for choice in allowed]),
         default=OutputFormat.TABLE.value,
         show_default=True,
-        help=_("Output: a table for people, or JSON or CSV with English keys for scripts."),
+        help=(
+            _("Output: a table for people, or JSON or CSV with English keys for scripts.")
+            if OutputFormat.CSV in allowed
+            else _("Output: a table for people, or JSON with English keys for scripts.")
+        ),
     )
 
 
@@ -333,7 +341,10 @@ def _state_option() -> Callable[..., Any]:
         "state_values",
         multiple=True,
         type=click.Choice([state.value for state in SendState]),
-        help=_("Only sends in this state; repeat for several."),
+        metavar=pgettext("metavar", "STATE"),
+        help=_("Only sends in this state; repeat for several. States: {states}.").format(
+            states=state_choices_help()
+        ),
     )
 
 
@@ -369,7 +380,7 @@ def register(cli: click.Group) -> None:
         print_orphans(app, QueryOptions(**options))
 
     @cli.command("show", help=_("Show one send with its evidence and how it was matched."))
-    @click.argument("send_id", type=int)
+    @click.argument("send_id", metavar=pgettext("metavar", "SEND_ID"), type=int)
     @as_of_option()
     @format_option(OutputFormat.TABLE, OutputFormat.JSON)
     @click.pass_obj

@@ -16,7 +16,7 @@ from acuse.context import AppContext
 from acuse.labels import format_count, format_time, state_label
 from acuse.output import Column, OutputFormat, write_rows
 from config.database import utcnow
-from config.i18n import _
+from config.i18n import _, ngettext
 from config.settings import ProjectView, Settings
 from monitor.leases import Instance, MailboxLease, instances, mailbox_leases
 from monitor.mailbox_health import load_health
@@ -225,9 +225,12 @@ def _alert_fields(session: Session, outbox: OutboxHealth, project: ProjectView) 
 
 def _delivery_failing_line(outbox: OutboxHealth, settings: Settings) -> str:
     zone = ZoneInfo(settings.defaults.timezone)
-    return _(
+    return ngettext(
         "Warning: alert_delivery_failing: the SMTP server has refused alert emails since "
-        "{since}; {count} emails wait in the outbox. Last error: {error}"
+        "{since}; {count} email waits in the outbox. Last error: {error}",
+        "Warning: alert_delivery_failing: the SMTP server has refused alert emails since "
+        "{since}; {count} emails wait in the outbox. Last error: {error}",
+        outbox.waiting,
     ).format(
         since=format_time(outbox.failing_since, zone),
         count=format_count(outbox.waiting),

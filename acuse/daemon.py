@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from acuse.checks import check_archive_writable
 from acuse.instances import InstanceKeeper
 from acuse.jobs import DaemonServices, JobBuilder, build_jobs
+from acuse.labels import format_count
 from acuse.metrics import DaemonMetrics
 from acuse.scheduling import (
     JOB_EXECUTOR,
@@ -45,7 +46,7 @@ from acuse.status_line import StatusBoard
 from acuse.systemd_notify import SystemdNotifier, watchdog_interval
 from config.database import Database, open_database, utcnow
 from config.errors import AcuseError
-from config.i18n import _
+from config.i18n import _, ngettext
 from config.settings import Settings, load_settings
 from monitor.archive import Archive
 
@@ -142,7 +143,11 @@ class Daemon:
                 "instance": instance.instance_id,
             },
         )
-        self.notifier.ready(_("Started with {count} jobs.").format(count=len(specs)))
+        self.notifier.ready(
+            ngettext("Started with {count} job.", "Started with {count} jobs.", len(specs)).format(
+                count=format_count(len(specs))
+            )
+        )
 
     def request_stop(self) -> None:
         """Ask the main loop to stop, as SIGTERM does."""

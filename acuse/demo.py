@@ -14,7 +14,7 @@ import click
 from acuse.cli_pipeline import ingest_path, print_import_summary, print_reconcile_summary
 from acuse.cli_queries import QueryOptions, print_orphans, print_sends
 from acuse.context import AppContext
-from acuse.labels import current_locale
+from acuse.labels import current_locale, format_time
 from config.errors import ConfigError
 from config.i18n import _
 from reconcile.reconciliation import reconcile_project, subject_normalizer
@@ -63,13 +63,13 @@ def run_demo(folder: Path, locale: str) -> None:
     try:
         project = app.projects(DEMO_PROJECT)[0]
         as_of = app.parse_as_of(DEMO_AS_OF)
+        assert as_of is not None
         click.echo(
             _("acuse demo in {folder}, judged as of {as_of}").format(
-                folder=folder, as_of=DEMO_AS_OF
+                folder=folder, as_of=format_time(as_of, project.timezone)
             )
         )
         click.echo()
-        assert as_of is not None
         print_import_summary(
             import_send_log(app.database, samples / "envios-paco.csv", project, as_of)
         )

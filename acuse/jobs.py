@@ -32,6 +32,7 @@ from acuse.scheduling import (
 )
 from acuse.send_log_watch import SendLogImporter
 from config.database import Database, utcnow
+from config.durations import format_duration
 from config.errors import AcuseError
 from config.i18n import _
 from config.settings import ProjectView, Settings, project_views
@@ -114,7 +115,7 @@ def aborted_error_text(run: JobRun) -> Callable[[AcuseError], str]:
                 "The poll did not finish within its time limit of {limit} and was aborted, "
                 "because the server stopped responding. Check the server, or raise "
                 "defaults.job_timeout."
-            ).format(limit=run.spec.timeout)
+            ).format(limit=format_duration(run.spec.timeout))
         return str(error)
 
     return text

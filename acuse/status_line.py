@@ -4,8 +4,9 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from acuse.labels import format_time_of_day
 from acuse.scheduling import JobOutcome
-from config.i18n import _
+from config.i18n import _, ngettext
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,23 @@ class StatusBoard:
         failing = sorted(
             f"{project}/{folder}" for (project, folder), s in states.items() if not s.ok
         )
-        line = _("{ok} of {total} mailboxes polled without error").format(
-            ok=len(states) - len(failing), total=len(states)
-        )
+        total = len(states)
+        healthy = ngettext(
+            "{ok} of {total} mailbox polled without error",
+            "{ok} of {total} mailboxes polled without error",
+            total,
+        ).format(ok=len(states) - len(failing), total=total)
+        parts = [healthy]
         if failing:
-            line += "; " + _("failing: {mailboxes}").format(mailboxes=", ".join(failing))
+            parts.append(_("failing: {mailboxes}").format(mailboxes=", ".join(failing)))
         if last is not None:
-            when = last.finished_at.astimezone().strftime("%H:%M:%S")
-            result = _("ok") if last.ok else _("failed")
-            line += "; " + _("last job {job} {result} at {time}").format(
-                job=last.spec.id, result=result, time=when
-            )
-        return line
+            when = format_time_of_day(last.finished_at)
+            if last.ok:
+                parts.append(
+                    _("last job {job} succeeded at {time}").format(job=last.spec.id, time=when)
+                )
+            else:
+                parts.append(
+                    _("last job {job} failed at {time}").format(job=last.spec.id, time=when)
+                )
+        return "; ".join(parts)

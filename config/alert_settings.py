@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.i18n import _
 from config.types import (
     EMAIL_PATTERN,
     Duration,
@@ -66,23 +67,23 @@ class SmtpSettings(Section):
     def _sender_has_address(cls, value: str) -> str:
         address = parseaddr(value)[1]
         if not EMAIL_PATTERN.match(address):
-            message = (
-                f"invalid sender {value!r}: write it as an address or as "
+            message = _(
+                "invalid sender {value!r}: write it as an address or as "
                 '"Name <address@domain.example>"'
-            )
+            ).format(value=value)
             raise ValueError(message)
         return value
 
     @model_validator(mode="after")
     def _check_security(self) -> "SmtpSettings":
         if self.security is Security.PLAIN and not is_loopback_host(self.host):
-            message = (
-                f'security = "plain" sends alerts and the password unencrypted, so it is allowed '
-                f'only towards a loopback address, not {self.host!r}: use "tls" or "starttls"'
-            )
+            message = _(
+                'security = "plain" sends alerts and the password unencrypted, so it is allowed '
+                'only towards a loopback address, not {host!r}: use "tls" or "starttls"'
+            ).format(host=self.host)
             raise ValueError(message)
         if (self.username is None) != (self.password_file is None):
-            message = "username and password_file go together: set both to log in, or neither"
+            message = _("username and password_file go together: set both to log in, or neither")
             raise ValueError(message)
         return self
 
@@ -112,7 +113,9 @@ def _known_alert_kinds(value: dict[str, Any]) -> dict[str, Any]:
         known = {kind.value for kind in AlertKind}
         unknown = sorted(set(value) - known)
         if unknown:
-            message = f"unknown alert kind {unknown[0]!r}: use one of {', '.join(sorted(known))}"
+            message = _("unknown alert kind {kind!r}: use one of {known}").format(
+                kind=unknown[0], known=", ".join(sorted(known))
+            )
             raise ValueError(message)
     return value
 

@@ -10,6 +10,8 @@ from datetime import tzinfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from config.i18n import _
+
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
@@ -21,7 +23,7 @@ def crontab_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
     """
     fields = expression.split()
     if len(fields) != 5:
-        message = f"a crontab expression has 5 fields, not {len(fields)}"
+        message = _("a crontab expression has 5 fields, not {count}").format(count=len(fields))
         raise ValueError(message)
     minute, hour, day, month, weekday = fields
     return CronTrigger(
@@ -50,7 +52,7 @@ def crontab_weekdays(field: str) -> str:
 
 def _cron_days(part: str) -> range | None:
     """The crontab day numbers of one list item, or None for an item written with names."""
-    base, _, step_text = part.partition("/")
+    base, _separator, step_text = part.partition("/")
     step = int(step_text) if step_text.isdigit() else 1
     if base == "*":
         first, last = 0, 6
@@ -61,6 +63,8 @@ def _cron_days(part: str) -> range | None:
     else:
         return None
     if last > 7 or first > last or step < 1:
-        message = f"invalid weekday {part!r}: use 0 to 7 (0 and 7 are Sunday) or names"
+        message = _("invalid weekday {part!r}: use 0 to 7 (0 and 7 are Sunday) or names").format(
+            part=part
+        )
         raise ValueError(message)
     return range(first, last + 1, step)

@@ -3,6 +3,8 @@
 import re
 from datetime import timedelta
 
+from config.i18n import _
+
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[smhdw]\s*)+$")
@@ -12,10 +14,10 @@ def parse_duration(text: str) -> timedelta:
     """Parse a duration such as ``6h`` or ``1h30m``; raise ValueError on anything else."""
     lowered = text.strip().lower()
     if not _WHOLE.match(lowered):
-        message = (
-            f"invalid duration {text!r}: write a number and a unit s, m, h, d or w, "
+        message = _(
+            "invalid duration {text!r}: write a number and a unit s, m, h, d or w, "
             "such as 30m or 6h"
-        )
+        ).format(text=text)
         raise ValueError(message)
 
     seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(lowered))

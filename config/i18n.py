@@ -15,7 +15,9 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT_LOCALE = "es_CO"
 SUPPORTED_LOCALES = ("es_CO", "en")
 
-_active: ContextVar[gettext.NullTranslations | None] = ContextVar("acuse_translation", default=None)
+_active: ContextVar[tuple[str, gettext.NullTranslations] | None] = ContextVar(
+    "acuse_translation", default=None
+)
 
 
 def normalize_locale(locale: str) -> str:
@@ -44,16 +46,25 @@ def translation(locale: str) -> gettext.NullTranslations:
 
 def activate(locale: str) -> None:
     """Make ``locale`` the translation that ``_`` and ``ngettext`` use in this context."""
-    _active.set(translation(locale))
+    _active.set((normalize_locale(locale), translation(locale)))
+
+
+def _active_pair() -> tuple[str, gettext.NullTranslations]:
+    current = _active.get()
+    if current is None:
+        current = (DEFAULT_LOCALE, translation(DEFAULT_LOCALE))
+        _active.set(current)
+    return current
+
+
+def active_locale() -> str:
+    """Return the active supported locale (``es_CO`` or ``en``), the default when none is set."""
+    return _active_pair()[0]
 
 
 def active_locale_translation() -> gettext.NullTranslations:
     """Return the active translation, activating the default locale on first use."""
-    current = _active.get()
-    if current is None:
-        current = translation(DEFAULT_LOCALE)
-        _active.set(current)
-    return current
+    return _active_pair()[1]
 
 
 def _(message: str) -> str:
@@ -69,3 +80,13 @@ def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker nam
 def ngettext(singular: str, plural: str, count: int) -> str:
     """Translate a message whose form depends on ``count``."""
     return active_locale_translation().ngettext(singular, plural, count)
+
+
+def pgettext(context: str, message: str) -> str:
+    """Translate ``message`` in ``context``, for short words with several meanings."""
+    return active_locale_translation().pgettext(context, message)
+
+
+def npgettext(context: str, singular: str, plural: str, count: int) -> str:
+    """Translate a message in ``context`` whose form depends on ``count``."""
+    return active_locale_translation().npgettext(context, singular, plural, count)

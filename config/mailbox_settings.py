@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.i18n import N_, _
 from config.types import Duration, EmailAddress, Section, Security, is_loopback_host
 
 MAX_IDLE_RENEW = timedelta(minutes=29)
@@ -86,11 +87,11 @@ _OAUTH2_UNUSED_KEYS = {
 
 
 _OAUTH2_KEY_HINTS = {
-    "client_id": "the application (client) ID that the identity platform gave the app",
-    "client_secret_file": "the file that contains the client secret",
-    "refresh_token_file": "the file that contains the refresh token",
-    "key_file": "the service account's JSON key file",
-    "tenant": "the Microsoft Entra tenant ID or primary domain",
+    "client_id": N_("the application (client) ID that the identity platform gave the app"),
+    "client_secret_file": N_("the file that contains the client secret"),
+    "refresh_token_file": N_("the file that contains the refresh token"),
+    "key_file": N_("the service account's JSON key file"),
+    "tenant": N_("the Microsoft Entra tenant ID or primary domain"),
 }
 
 
@@ -99,13 +100,13 @@ def _check_token_url(value: str | None) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        message = f"invalid token_url {value!r}: write an https:// URL"
+        message = _("invalid token_url {value!r}: write an https:// URL").format(value=value)
         raise ValueError(message)
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        message = (
-            f"token_url {value!r} uses plain http, which is allowed only towards a loopback "
+        message = _(
+            "token_url {value!r} uses plain http, which is allowed only towards a loopback "
             "address: use https"
-        )
+        ).format(value=value)
         raise ValueError(message)
     return value
 
@@ -135,13 +136,15 @@ class OAuth2Settings(Section):
         flow = self.flow.value
         for key in _OAUTH2_REQUIRED_KEYS[self.flow]:
             if getattr(self, key) is None:
-                message = (
-                    f'{key} is required when flow = "{flow}": add it with {_OAUTH2_KEY_HINTS[key]}'
+                message = _('{key} is required when flow = "{flow}": add it with {hint}').format(
+                    key=key, flow=flow, hint=_(_OAUTH2_KEY_HINTS[key])
                 )
                 raise ValueError(message)
         for key in _OAUTH2_UNUSED_KEYS[self.flow]:
             if getattr(self, key) is not None:
-                message = f'{key} is not used when flow = "{flow}": remove it or change the flow'
+                message = _(
+                    '{key} is not used when flow = "{flow}": remove it or change the flow'
+                ).format(key=key, flow=flow)
                 raise ValueError(message)
         return self
 
@@ -149,23 +152,22 @@ class OAuth2Settings(Section):
     def _provider_matches_flow(self) -> "OAuth2Settings":
         expected = _FLOW_PROVIDERS.get(self.flow)
         if expected is not None and self.provider not in (None, expected):
-            message = (
-                f'flow = "{self.flow.value}" works only with provider = "{expected.value}": '
+            message = _(
+                'flow = "{flow}" works only with provider = "{provider}": '
                 "use client_credentials for Microsoft 365 and service_account for Google Workspace"
-            )
+            ).format(flow=self.flow.value, provider=expected.value)
             raise ValueError(message)
         if self.token_url is None and self.effective_provider is None:
-            message = (
+            message = _(
                 'flow = "refresh_token" needs provider = "microsoft" or "google", or a '
                 "token_url: add one to choose the token endpoint"
             )
             raise ValueError(message)
         needs_tenant = self.flow is OAuth2Flow.CLIENT_CREDENTIALS and self.token_url is None
         if needs_tenant and self.tenant is None:
-            message = (
-                'tenant is required when flow = "client_credentials": add it with '
-                f"{_OAUTH2_KEY_HINTS['tenant']}"
-            )
+            message = _(
+                'tenant is required when flow = "client_credentials": add it with {hint}'
+            ).format(hint=_(_OAUTH2_KEY_HINTS["tenant"]))
             raise ValueError(message)
         return self
 
@@ -221,39 +223,39 @@ class MailboxSettings(Section):
     def _renew_before_server_limit(cls, value: timedelta) -> timedelta:
         # RFC 2177 lets a server end an IDLE after 30 minutes of inactivity; renew well before.
         if not timedelta(seconds=1) <= value <= MAX_IDLE_RENEW:
-            message = (
-                f"idle_renew {value} is outside 1s to {MAX_IDLE_RENEW}: servers may end an IDLE "
+            message = _(
+                "idle_renew {value} is outside 1s to {limit}: servers may end an IDLE "
                 "after 30 minutes, so renew it sooner, for example every 10m"
-            )
+            ).format(value=value, limit=MAX_IDLE_RENEW)
             raise ValueError(message)
         return value
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> "MailboxSettings":
         if self.security is Security.PLAIN and not is_loopback_host(self.host):
-            message = (
-                f'security = "plain" sends the password unencrypted, so it is allowed only towards '
-                f'a loopback address, not {self.host!r}: use "tls" or "starttls"'
-            )
+            message = _(
+                'security = "plain" sends the password unencrypted, so it is allowed only towards '
+                'a loopback address, not {host!r}: use "tls" or "starttls"'
+            ).format(host=self.host)
             raise ValueError(message)
         return self
 
     @model_validator(mode="after")
     def _credentials_match_auth(self) -> "MailboxSettings":
         if self.auth is MailboxAuth.PASSWORD and self.password_file is None:
-            message = (
+            message = _(
                 'password_file is required when auth = "password": name the file that contains '
                 'the mailbox password, or set auth = "oauth2"'
             )
             raise ValueError(message)
         if self.auth is MailboxAuth.OAUTH2 and self.oauth2 is None:
-            message = (
+            message = _(
                 'auth = "oauth2" needs a [projects.mailbox.oauth2] table with the flow and its '
                 "settings: add it"
             )
             raise ValueError(message)
         if self.auth is MailboxAuth.PASSWORD and self.oauth2 is not None:
-            message = (
+            message = _(
                 '[projects.mailbox.oauth2] is set but auth = "password": set auth = "oauth2" to '
                 "sign in with OAuth2, or remove the table"
             )

@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from config.i18n import _
 from config.types import Duration, EmailAddress, Regex, Section, TimeZoneName
 
 BUILTIN_PROVIDERS_DIR = Path(__file__).parent / "providers"
@@ -50,16 +51,16 @@ def _check_dkim_keys(value: dict[str, str]) -> dict[str, str]:
     for name, record in value.items():
         folded = name.strip().lower().rstrip(".")
         if "._domainkey." not in folded:
-            message = (
-                f"invalid DKIM key name {name!r}: write the DNS name of the key record, "
+            message = _(
+                "invalid DKIM key name {name!r}: write the DNS name of the key record, "
                 "selector._domainkey.domain, such as s2026._domainkey.lleida.net"
-            )
+            ).format(name=name)
             raise ValueError(message)
         if "p=" not in record.replace(" ", ""):
-            message = (
-                f"invalid DKIM key record for {name!r}: paste the TXT record, "
+            message = _(
+                "invalid DKIM key record for {name!r}: paste the TXT record, "
                 '"v=DKIM1; k=rsa; p=MIIB..."'
-            )
+            ).format(name=name)
             raise ValueError(message)
         keys[folded] = record
     return keys
@@ -104,7 +105,7 @@ class ProviderProfile(Section):
     @classmethod
     def _positive_timeout(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
-            message = f"dns_timeout must be positive, not {value}"
+            message = _("dns_timeout must be positive, not {value}").format(value=value)
             raise ValueError(message)
         return value
 

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from config.alert_settings import AlertSettings, ProjectAlertSettings, SmtpSettings
 from config.errors import ConfigError
-from config.i18n import DEFAULT_LOCALE, _
+from config.i18n import DEFAULT_LOCALE, N_, _
 from config.instance_settings import InstanceSettings
 from config.mailbox_settings import MailboxSettings
 from config.provider_settings import (
@@ -105,16 +105,16 @@ class SendLogSettings(Section):
     @model_validator(mode="after")
     def _one_source(self) -> "SendLogSettings":
         if self.path is not None and self.url is not None:
-            message = "set either path (export files) or url and query (a database), not both"
+            message = _("set either path (export files) or url and query (a database), not both")
             raise ValueError(message)
         if (self.url is None) != (self.query is None):
-            message = "url and query go together: set both to read the send log from a database"
+            message = _("url and query go together: set both to read the send log from a database")
             raise ValueError(message)
         if self.password_file is not None and self.url is None:
-            message = "password_file is the database password for url: set url and query too"
+            message = _("password_file is the database password for url: set url and query too")
             raise ValueError(message)
         if self.interval is not None and self.cron is not None:
-            message = "set either interval or cron, not both"
+            message = _("set either interval or cron, not both")
             raise ValueError(message)
         return self
 
@@ -128,8 +128,8 @@ class SendLogSettings(Section):
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(SEND_LOG_FIELDS))
         if unknown:
-            message = (
-                f"unknown send-log field {unknown[0]!r}: use one of {', '.join(SEND_LOG_FIELDS)}"
+            message = _("unknown send-log field {field!r}: use one of {known}").format(
+                field=unknown[0], known=", ".join(SEND_LOG_FIELDS)
             )
             raise ValueError(message)
         return value
@@ -158,10 +158,10 @@ class ProjectSettings(Section):
     @classmethod
     def _valid_code(cls, value: str) -> str:
         if not _PROJECT_CODE.match(value):
-            message = (
-                f"invalid project code {value!r}: use up to 32 letters, digits, '.', '_' or '-', "
+            message = _(
+                "invalid project code {value!r}: use up to 32 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
-            )
+            ).format(value=value)
             raise ValueError(message)
         return value
 
@@ -169,10 +169,10 @@ class ProjectSettings(Section):
     @classmethod
     def _one_group_at_most(cls, value: str | None) -> str | None:
         if value is not None and re.compile(value).groups > 1:
-            message = (
-                f"reference_pattern {value!r} has more than one group: "
+            message = _(
+                "reference_pattern {value!r} has more than one group: "
                 "keep one group around the reference"
-            )
+            ).format(value=value)
             raise ValueError(message)
         return value
 
@@ -200,7 +200,9 @@ def split_listen_address(value: str) -> tuple[str, int]:
     host, separator, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not separator or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        message = f"invalid listen address {value!r}: write host:port, such as 127.0.0.1:9464"
+        message = _(
+            "invalid listen address {value!r}: write host:port, such as 127.0.0.1:9464"
+        ).format(value=value)
         raise ValueError(message)
     return host, int(port)
 
@@ -261,15 +263,18 @@ class Settings(BaseSettings):
         seen: set[str] = set()
         for project in self.projects:
             if project.code in seen:
-                message = (
-                    f"project code {project.code!r} appears twice: give each project its own code"
-                )
+                message = _(
+                    "project code {code!r} appears twice: give each project its own code"
+                ).format(code=project.code)
                 raise ValueError(message)
             seen.add(project.code)
             if project.provider not in self.providers:
-                message = (
-                    f"unknown provider {project.provider!r} in project {project.code!r}: "
-                    f"use one of {', '.join(sorted(self.providers))}"
+                message = _(
+                    "unknown provider {provider!r} in project {code!r}: use one of {known}"
+                ).format(
+                    provider=project.provider,
+                    code=project.code,
+                    known=", ".join(sorted(self.providers)),
                 )
                 raise ValueError(message)
         return self
@@ -466,6 +471,27 @@ def _dotted_key(location: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
+# The fixes for pydantic's type errors, by error kind; the placeholders come from its ``ctx``.
+_TYPE_ERROR_FIXES = {
+    "int_parsing": N_("write a whole number"),
+    "int_type": N_("write a whole number"),
+    "int_from_float": N_("write a whole number"),
+    "float_parsing": N_("write a number"),
+    "float_type": N_("write a number"),
+    "bool_parsing": N_("write true or false"),
+    "bool_type": N_("write true or false"),
+    "string_type": N_("write a text in quotes"),
+    "list_type": N_('write a list in brackets, such as ["a", "b"]'),
+    "dict_type": N_("write a table"),
+    "model_type": N_("write a table"),
+    "enum": N_("use one of {expected}"),
+    "literal_error": N_("use one of {expected}"),
+    "greater_than": N_("write a number greater than {gt}"),
+    "greater_than_equal": N_("write a number of at least {ge}"),
+    "less_than_equal": N_("write a number of at most {le}"),
+}
+
+
 def _config_error_from_validation(exc: ValidationError, path: Path) -> ConfigError:
     """Turn pydantic's first error into one sentence that names the key and the fix."""
     error = exc.errors(include_url=False)[0]
@@ -475,7 +501,16 @@ def _config_error_from_validation(exc: ValidationError, path: Path) -> ConfigErr
         detail = _("unknown key; check its spelling against the configuration reference")
     elif kind == "missing":
         detail = _("required key is missing; add it")
+    elif kind in _TYPE_ERROR_FIXES:
+        context = dict(error.get("ctx", {}))
+        if "expected" in context:
+            # pydantic joins the last choice with an English "or"; a plain list suits any language.
+            context["expected"] = str(context["expected"]).replace(" or ", ", ")
+        fix = _(_TYPE_ERROR_FIXES[kind]).format(**context)
+        detail = _("invalid value {value!r}: {fix}").format(value=error.get("input"), fix=fix)
     else:
+        # TODO(pydantic has no catalog): error kinds missing from _TYPE_ERROR_FIXES keep
+        # pydantic's English text, so add a kind here when users meet it.
         detail = str(error["msg"]).removeprefix("Value error, ")
     message = _("Invalid configuration in {path}: {key}: {detail}.").format(
         path=path, key=key, detail=detail

@@ -21,6 +21,7 @@ import dkim
 from dkim.dnsplug import get_txt
 from dkim.util import InvalidTagValueList, parse_tag_value
 
+from config.i18n import N_
 from config.provider_settings import ProviderProfile
 from monitor.models import CheckResult
 from monitor.provider import address_domain
@@ -93,7 +94,7 @@ def verify_dkim(raw: bytes, from_address: str | None, keys: DkimKeys) -> DkimVer
 
     headers = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     if not headers:
-        return DkimVerdict(CheckResult.NONE, reasons=("the message has no DKIM signature",))
+        return DkimVerdict(CheckResult.NONE, reasons=(N_("the message has no DKIM signature"),))
 
     reasons: list[str] = []
     first: tuple[str | None, str | None] = (None, None)

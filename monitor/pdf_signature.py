@@ -35,7 +35,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 from pyhanko_certvalidator import ValidationContext
 
 from config.errors import ConfigError
-from config.i18n import _
+from config.i18n import N_, _
 from config.provider_settings import ProviderProfile
 from monitor.models import CheckResult
 
@@ -110,7 +110,7 @@ def verify_pdf_signature(data: bytes, trust: SignatureTrust) -> SignatureVerdict
     except Exception as exc:  # pyHanko raises many types on a damaged file, as pypdf does
         return _failed(f"the PDF cannot be read for its signature: {_describe(exc)}")
     if not signatures:
-        return SignatureVerdict(CheckResult.NONE, reasons=("the PDF carries no signature",))
+        return SignatureVerdict(CheckResult.NONE, reasons=(N_("the PDF carries no signature"),))
 
     try:
         status = validate_pdf_signature(

@@ -79,6 +79,7 @@ def send_details(view: SendView) -> dict[str, Any]:
         "smtp_code": view.smtp_code,
         "smtp_detail": view.smtp_detail,
         "evidence_reason": view.evidence_reason,
+        "trust_reasons": view.trust_reasons,
     }
 
 

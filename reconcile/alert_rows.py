@@ -15,9 +15,18 @@ from babel.numbers import format_decimal
 
 from config.alert_settings import AlertKind
 from config.i18n import N_
+from monitor.models import EvidenceKind
 from reconcile.alert_findings import SEND_KINDS
 from reconcile.alert_models import Resolution
 from reconcile.alert_routing import AlertScope
+from reconcile.labels import (
+    NO_REASON,
+    REASON_TEMPLATES,
+    evidence_kind_labels,
+    quarantine_reason_text,
+    state_labels,
+    trust_reason_text,
+)
 from reconcile.models import SendState
 from reconcile.states import failure_detail
 
@@ -33,26 +42,6 @@ class Column:
     heading: str
 
 
-STATE_LABELS = {
-    SendState.PENDING: N_("pending"),
-    SendState.CERTIFIED: N_("certified"),
-    SendState.DELIVERY_FAILED: N_("delivery failed"),
-    SendState.REJECTED: N_("rejected"),
-    SendState.MISSING: N_("not certified"),
-    SendState.NOT_COPIED: N_("Lleida.net not in copy"),
-    SendState.UNVERIFIED: N_("unverified"),
-    SendState.AMBIGUOUS: N_("ambiguous"),
-}
-_REASONS = {
-    SendState.CERTIFIED: N_("Certificate {certificate}, delivered {delivered}"),
-    SendState.DELIVERY_FAILED: N_("Delivery failed: {detail}"),
-    SendState.REJECTED: N_("Lleida.net did not certify it: {detail}"),
-    SendState.AMBIGUOUS: N_("Several pieces of evidence fit: {candidates}"),
-    SendState.NOT_COPIED: N_("The send log says Lleida.net was not in copy"),
-    SendState.MISSING: N_("No evidence by the deadline {deadline}"),
-    SendState.PENDING: N_("Waiting for evidence until {deadline}"),
-    SendState.UNVERIFIED: N_("The evidence failed its authenticity checks: {detail}"),
-}
 _RESOLUTIONS = {
     Resolution.CERTIFIED: N_("certified late"),
     Resolution.SUPERSEDED: N_("a later send to the same recipient was certified"),
@@ -64,11 +53,6 @@ _RESOLUTIONS = {
     Resolution.DELIVERY_RECOVERED: N_("the SMTP server accepts alert emails again"),
     Resolution.DISABLED: N_("the alert kind was switched off"),
 }
-_EVIDENCE_KINDS = {
-    "delivered": N_("delivered"),
-    "delivery_failed": N_("delivery failed"),
-    "rejected": N_("rejected"),
-}
 
 
 class RowFormatter:
@@ -77,6 +61,7 @@ class RowFormatter:
     def __init__(self, scope: AlertScope, translations: NullTranslations) -> None:
         self.scope = scope
         self.gettext: Callable[[str], str] = translations.gettext
+        self.pgettext: Callable[[str, str], str] = translations.pgettext
 
     def time(self, value: str | datetime | None) -> str:
         """Format a time in the scope's zone with its offset, as the locale writes it."""
@@ -165,7 +150,7 @@ class RowFormatter:
             "recipient": details.get("recipient") or "",
             "subject": details.get("subject") or "",
             "sent_at": self.time(details.get("sent_at")),
-            "state": self.gettext(STATE_LABELS[state]),
+            "state": state_labels(self.pgettext)[state],
             "reason": self.send_reason(state, details),
         }
 
@@ -174,10 +159,16 @@ class RowFormatter:
         detail = failure_detail(
             details.get("smtp_code"), details.get("smtp_detail"), details.get("evidence_reason")
         )
-        return self.gettext(_REASONS[state]).format(
+        trust_reasons = details.get("trust_reasons")
+        if state is SendState.UNVERIFIED and trust_reasons:
+            lines = str(trust_reasons).splitlines()
+            detail = "; ".join(
+                trust_reason_text(line, self.gettext, self.pgettext) for line in lines
+            )
+        return self.gettext(REASON_TEMPLATES[state]).format(
             certificate=details.get("certificate_id") or "?",
             delivered=self.time(details.get("delivered_at")),
-            detail=detail or self.gettext(N_("no reason given")),
+            detail=detail or self.gettext(NO_REASON),
             candidates="",
             deadline=self.time(details.get("deadline")),
         )
@@ -190,8 +181,11 @@ class RowFormatter:
         for key in ("consecutive_failures", "sends_waiting", "waiting"):
             if isinstance(details.get(key), int):
                 cells[key] = self.count(details[key])
+        if "message_pk" in details and details.get("reason"):
+            cells["reason"] = quarantine_reason_text(str(details["reason"]), self.gettext)
         if "kind" in details:
-            cells["kind"] = self.gettext(_EVIDENCE_KINDS.get(details["kind"], details["kind"]))
+            kind = EvidenceKind(details["kind"])
+            cells["kind"] = evidence_kind_labels(self.pgettext)[kind]
         if "folder" in details:
             cells["mailbox"] = (
                 f"{details.get('username', '')}@{details.get('host', '')}/{details['folder']}"

@@ -61,8 +61,12 @@ def scenario_settings(
     project_alerts: dict[str, Any] | None = None,
     **project: Any,
 ) -> Settings:
-    """Settings of one project in Bogotá with a 6-hour deadline, its managers and operators."""
+    """Settings of one project in Bogotá with a 6-hour deadline, its managers and operators.
+
+    ``locale`` is the project's and the installation's, so operators' alerts speak it too.
+    """
     sections: dict[str, Any] = {
+        "defaults": {"locale": locale},
         "alerts": {"operators": OPERATORS, **(alerts or {})},
         "projects": [
             {

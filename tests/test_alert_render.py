@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from config.alert_settings import AlertKind
-from config.i18n import translation
 from config.settings import Settings, project_view
 from reconcile.alert_models import AlertEvent
 from reconcile.alert_render import (
@@ -31,7 +30,6 @@ from reconcile.alert_render import (
     render_digest,
 )
 from reconcile.alert_routing import AlertScope, installation_scope, project_scope
-from reconcile.alert_texts import subject_patterns
 
 NOW = datetime(2026, 11, 4, 1, 5, tzinfo=UTC)
 SENT = "2026-11-03T19:00:00+00:00"
@@ -117,10 +115,6 @@ LOCAL_TIME_KEY = {
     AlertKind.ALERT_DELIVERY_FAILING: "failing_since",
 }
 SPANISH_SUBJECT = "[acuse] Torres del Parque: 3 envíos sin certificar"
-CATALOG_HAS_SUBJECT = (
-    subject_patterns(translation("es_CO").ngettext, 3)[AlertKind.CERTIFICATION_MISSING]
-    != subject_patterns(translation("en").ngettext, 3)[AlertKind.CERTIFICATION_MISSING]
-)
 
 
 def settings_for(make_settings: Callable[..., Settings], locale: str, **alerts: Any) -> Settings:
@@ -212,11 +206,6 @@ def test_english_subject_is_plural(make_settings: Callable[..., Settings]) -> No
     assert subject == "[acuse] Torres del Parque: 3 sends not certified"
 
 
-@pytest.mark.xfail(
-    not CATALOG_HAS_SUBJECT,
-    reason="the es_CO catalog does not translate the subject message ids yet",
-    strict=True,
-)
 def test_spanish_subject_from_catalog(make_settings: Callable[..., Settings]) -> None:
     settings = settings_for(make_settings, "es_CO")
     scope = scope_of(settings, AlertKind.CERTIFICATION_MISSING)
@@ -347,3 +336,35 @@ def test_missing_template_folder_is_named(
 
     assert "no-such-folder" in str(caught.value)
     assert "[alerts] templates" in str(caught.value)
+
+
+def test_unverified_reason_lists_checks(make_settings: Callable[..., Settings]) -> None:
+    settings = settings_for(make_settings, "es_CO")
+    details = {
+        **SAMPLES[AlertKind.EVIDENCE_UNVERIFIED],
+        "trust_reasons": "DKIM: the message has no DKIM signature\n"
+        "PDF signature: the signer CN=Falso does not match signer_pattern",
+    }
+    item = ItemData(AlertKind.EVIDENCE_UNVERIFIED, AlertEvent.RAISED, details)
+    scope = scope_of(settings, AlertKind.EVIDENCE_UNVERIFIED)
+
+    email = render_alert(settings, scope, [item], NOW)
+
+    assert "DKIM: el mensaje no tiene firma DKIM" in email.text
+    assert "firma del PDF: the signer CN=Falso does not match signer_pattern" in email.text
+    assert "Saldo insuficiente" not in email.text
+
+
+def test_quarantine_reason_names_code(make_settings: Callable[..., Settings]) -> None:
+    settings = settings_for(make_settings, "es_CO")
+    item = ItemData(
+        AlertKind.QUARANTINED_MESSAGES,
+        AlertEvent.RAISED,
+        SAMPLES[AlertKind.QUARANTINED_MESSAGES],
+    )
+    scope = scope_of(settings, AlertKind.QUARANTINED_MESSAGES)
+
+    email = render_alert(settings, scope, [item], NOW)
+
+    assert "PDF ilegible: el PDF está dañado" in email.text
+    assert "unreadable_pdf" not in email.text

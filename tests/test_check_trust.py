@@ -14,7 +14,7 @@ def test_check_config_reports_trust(tmp_path: Path) -> None:
     result = run_acuse(config, "--lang", "en", "check-config")
 
     assert result.returncode == 0, result.stderr
-    assert "TDP2: DKIM require, PDF signature require, 1 trust root certificates." in result.stdout
+    assert "TDP2: DKIM require, PDF signature require, 1 trust root certificate." in result.stdout
 
 
 def test_check_config_names_missing_trust_root(tmp_path: Path) -> None:

@@ -99,11 +99,11 @@ def test_status_line_after_pass(
 
     with running_daemon(config, tmp_path, "--lang", "en") as daemon:
         message = daemon.notify.wait_for(
-            lambda fields: "job poll:TDP2 ok" in fields.get("STATUS", "")
+            lambda fields: "job poll:TDP2 succeeded" in fields.get("STATUS", "")
         )
         daemon.stop()
 
-    assert message["STATUS"].startswith("1 of 1 mailboxes polled without error")
+    assert message["STATUS"].startswith("1 of 1 mailbox polled without error")
 
 
 def test_sighup_adds_project(tmp_path: Path, dovecot: DovecotServer) -> None:

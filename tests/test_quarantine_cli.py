@@ -80,7 +80,8 @@ def test_quarantine_table_in_english(tmp_path: Path, db_url: str) -> None:
     result = run_acuse(config, "--lang", "en", "quarantine", "--project", "TDP2")
 
     assert result.returncode == 0, result.stderr
-    assert "unreadable_pdf" in result.stdout
+    assert "unreadable PDF" in result.stdout
+    assert "unreadable_pdf" not in result.stdout
 
 
 @pytest.mark.both_engines
@@ -229,5 +230,5 @@ def test_archive_verify_lists_untracked_files(tmp_path: Path, db_url: str) -> No
     result = run_acuse(config, "--lang", "en", "archive", "verify")
 
     assert result.returncode == 0, result.stderr
-    assert "1 archived files belong to no ledger row" in result.stdout
+    assert "1 archived file belongs to no ledger row" in result.stdout
     assert stray.sha256 in result.stdout
