@@ -61,6 +61,7 @@ class StoredMessage(SQLModel, table=True):
         UniqueConstraint("project", "sha256", name="uq_message_project_sha256"),
         UniqueConstraint("project", "location", "uidvalidity", "uid", name="uq_message_imap_place"),
         Index("ix_message_project_class", "project", "classification"),
+        Index("ix_message_project_read_at", "project", "read_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -108,6 +109,7 @@ class Evidence(SQLModel, table=True):
         UniqueConstraint("project", "provider", "certificate_id", name="uq_evidence_certificate"),
         Index("ix_evidence_project_recipient", "project", "recipient"),
         Index("ix_evidence_project_original_message_id", "project", "original_message_id"),
+        Index("ix_evidence_project_id", "project", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

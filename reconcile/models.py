@@ -48,6 +48,7 @@ class Send(SQLModel, table=True):
         Index("ix_send_project_state_time", "project", "state", "sent_at"),
         Index("ix_send_project_time", "project", "sent_at"),
         Index("ix_send_project_message_id", "project", "message_id"),
+        Index("ix_send_project_id", "project", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -116,3 +117,6 @@ class ReconcileRun(SQLModel, table=True):
     matched: int = 0
     ambiguous: int = 0
     state_changes: int = 0
+    # What the pass matched: a digest of the project's sends, evidence and matching rules. A
+    # pass that finds the same digest has nothing new to match (reconcile.incremental).
+    inputs: str | None = Field(default=None, sa_type=String(255))

@@ -7,7 +7,8 @@ the evidence whose trust verdict is not unverified, then the unverified evidence
 still without any, so a forged certificate never takes a send away from a genuine one. The
 pass streams both sides ordered by recipient, so it holds one recipient's rows at a time, and
 writes links in batches. Everything a pass writes commits together, so a crash leaves the
-previous result.
+previous result. A pass that finds nothing new to match since the previous one only moves
+sends past their deadline (``reconcile.incremental``).
 """
 
 import logging
@@ -25,6 +26,7 @@ from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.models import Evidence, EvidenceKind, StoredMessage, TrustVerdict
 from monitor.provider import rules_for
+from reconcile.incremental import match_inputs, update_deadline_states
 from reconcile.matching import (
     EvidenceItem,
     MatchResult,
@@ -382,16 +384,21 @@ def reconcile_project(
     summary = ReconcileSummary(project.code, as_of)
 
     with database.write(lock=f"reconcile:{project.code}") as writer_session:
-        _clear_open_candidates(writer_session, project.code)
-        writer_session.flush()
-        writer = _LinkWriter(writer_session)
-        rules = _Rules(normalize_subject, reference, window)
-        for trusted in (True, False):
-            _match_round(database, writer, project, rules, trusted=trusted)
+        inputs = match_inputs(writer_session, project)
+        last_run = writer_session.get(ReconcileRun, project.code)
+        if last_run is not None and last_run.inputs == inputs:
+            summary.state_changes = update_deadline_states(writer_session, project, as_of, now)
+        else:
+            _clear_open_candidates(writer_session, project.code)
+            writer_session.flush()
+            writer = _LinkWriter(writer_session)
+            rules = _Rules(normalize_subject, reference, window)
+            for trusted in (True, False):
+                _match_round(database, writer, project, rules, trusted=trusted)
+            summary.matched = writer.matched
+            summary.ambiguous = writer.ambiguous_count
+            summary.state_changes = update_states(writer_session, project, as_of, now)
 
-        summary.matched = writer.matched
-        summary.ambiguous = writer.ambiguous_count
-        summary.state_changes = update_states(writer_session, project, as_of, now)
         summary.states = count_states(writer_session, project.code)
         writer_session.merge(
             ReconcileRun(
@@ -401,6 +408,7 @@ def reconcile_project(
                 matched=summary.matched,
                 ambiguous=summary.ambiguous,
                 state_changes=summary.state_changes,
+                inputs=inputs,
             )
         )
 
