@@ -193,6 +193,8 @@ class Daemon:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         stragglers = self._finish_running_jobs()
+        if self.services is not None and not stragglers:
+            self.services.connections.close_all()
         self._retire_instance()
         if self.metrics is not None:
             self.metrics.close()

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from acuse.idle_watch import IdleWatchers
 from acuse.instances import InstanceKeeper, configured_mailboxes
-from acuse.polling import MailboxPoller, mailbox_folder
+from acuse.polling import MailboxConnections, MailboxPoller, mailbox_folder
 from acuse.scheduling import (
     JobOutcome,
     JobRun,
@@ -58,6 +58,7 @@ class DaemonServices:
     report: Callable[[JobOutcome], None] = lambda outcome: None
     instance: InstanceKeeper | None = None
     idle_watchers: IdleWatchers = field(init=False)
+    connections: MailboxConnections = field(default_factory=MailboxConnections)
     _project_locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
@@ -81,7 +82,7 @@ class DaemonServices:
         return self.instance is None or self.instance.holds(project, folder)
 
     def poller(self, settings: Settings) -> MailboxPoller:
-        return MailboxPoller(settings, self.database, self.archive)
+        return MailboxPoller(settings, self.database, self.archive, self.connections)
 
     def after_poll(self, project: ProjectView, result: PollResult) -> None:
         """Reconcile the project when the poll stored messages."""
@@ -126,13 +127,15 @@ def poll_job(
 ) -> None:
     """Poll the project's mailbox once, unless its IDLE watcher keeps it up to date.
 
-    Without the mailbox's lease the job stops the mailbox's IDLE watcher and does nothing. A
-    lease lost during a poll ends the poll after the batch in progress.
+    Without the mailbox's lease the job stops the mailbox's IDLE watcher, logs out of its kept
+    connection and does nothing else. A lease lost during a poll ends the poll after the batch
+    in progress.
     """
     mailbox = project.settings.mailbox
     assert mailbox is not None
     if not services.holds_mailbox(project.code, mailbox.folder):
         services.idle_watchers.stop(project.code)
+        services.connections.discard(project.code)
         log.debug("poll skipped: another instance holds the mailbox", extra=run.spec.log_fields())
         return
 
@@ -172,7 +175,10 @@ def send_log_job(
 
 
 def mailbox_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
-    """A poll job per project mailbox, every poll interval; IDLE mailboxes start a watcher."""
+    """A poll job per project mailbox, every poll interval; IDLE mailboxes start a watcher.
+
+    The connections of projects that no longer have a mailbox are closed.
+    """
     specs: list[JobSpec] = []
     for project in project_views(settings):
         if project.settings.mailbox is None:
@@ -189,6 +195,7 @@ def mailbox_jobs(services: DaemonServices, settings: Settings) -> list[JobSpec]:
                 mailbox=mailbox_folder(project),
             )
         )
+    services.connections.retain(spec.project for spec in specs if spec.project)
     return specs
 
 

@@ -15,8 +15,9 @@ by a fresh one and the login is tried once more, because the token may have expi
 revoked before the time the token endpoint gave.
 
 The folder is opened with EXAMINE and bodies are fetched with ``BODY.PEEK[]``, so acuse sets no
-flag, expunges nothing and moves nothing. The connection stays open between calls, so a later
-IDLE mode can reuse it. After a timeout or a dropped connection, ``connect()`` opens a new one.
+flag, expunges nothing and moves nothing. The connection stays open between calls, so later
+polls and IDLE can reuse it: ``refresh()`` checks a folder that is still selected with one
+NOOP. After a timeout or a dropped connection, ``connect()`` opens a new one.
 """
 
 import imaplib
@@ -119,6 +120,8 @@ class ImapSource:
         self._fetch_batch = fetch_batch
         self._client: IMAPClient | None = None
         self._folder_state: FolderState | None = None
+        # Whether only EXAMINE and NOOP ran since the folder was examined (see refresh()).
+        self._view_current = False
         self._login_mechanism: str | None = None
         if password is not None:
             register_secret(password)
@@ -238,6 +241,7 @@ class ImapSource:
             raise self._error(FolderNotFound, "EXAMINE", exc) from exc
 
         self._folder_state = self._folder_state_from(response)
+        self._view_current = True
         logger.debug(
             "Examined folder",
             extra={
@@ -247,6 +251,31 @@ class ImapSource:
             },
         )
         return self._folder_state
+
+    def refresh(self) -> FolderState:
+        """Return the folder's state, with one NOOP round trip while the examined view is current.
+
+        The view is current when only EXAMINE and NOOP ran since the folder was examined, so
+        the untagged responses of a NOOP announce every change. With none but flag updates, the
+        state from EXAMINE is still valid and is returned. Otherwise, and after a SEARCH, FETCH or
+        IDLE (whose responses may carry an EXISTS that imapclient keeps to itself), the folder
+        is examined again. STATUS does not serve here: on the selected folder Dovecot 2.3
+        reports the selected view and not new messages. Without a connection, or after the
+        server dropped it, this connects, logs in and examines, as ``connect()`` and
+        ``examine()`` do.
+        """
+        known = self._folder_state
+        if self._client is not None and known is not None and self._view_current:
+            try:
+                _text, responses = self._command("NOOP", lambda client: client.noop())
+            except (MailboxUnreachable, MailboxTimeout) as exc:
+                # _command has dropped the connection; a new one is opened below.
+                logger.info("Connection lost, reconnecting: %s", exc, extra=self._log_fields())
+            else:
+                if not _announces_changes(responses):
+                    return known
+        self.connect()
+        return self.examine()
 
     def fetch_new(self, after_uid: int) -> Iterator[list[FetchedMessage]]:
         """Search the examined folder for UIDs above ``after_uid`` and yield them in batches.
@@ -262,6 +291,7 @@ class ImapSource:
             message = "call connect() and examine() before fetch_new()"
             raise RuntimeError(message)
 
+        self._view_current = False
         uids = self._uids_after(after_uid)
         logger.debug("Found new messages", extra={**self._log_fields(), "count": len(uids)})
         return self._fetch_batches(uids)
@@ -287,6 +317,7 @@ class ImapSource:
             message = "call connect() and examine() before idle_wait()"
             raise RuntimeError(message)
 
+        self._view_current = False
         self._command("IDLE", lambda client: client.idle())
         deadline = time.monotonic() + duration.total_seconds()
         announced = False
@@ -550,6 +581,14 @@ def _announces_messages(responses: list[Any]) -> bool:
     """Whether IDLE responses such as ``(3, b"EXISTS")`` announce messages."""
     return any(
         isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+        for response in responses
+    )
+
+
+def _announces_changes(responses: list[Any]) -> bool:
+    """Whether NOOP responses report anything but flag updates (``(3, b"FETCH", ...)``)."""
+    return any(
+        not (isinstance(response, tuple) and len(response) >= 2 and response[1] == b"FETCH")
         for response in responses
     )
 

@@ -40,12 +40,13 @@ def poll_mailbox(
 ) -> PollResult:
     """Ingest every message of the source's folder that the cursor has not passed yet.
 
-    The source must be connected. Each fetched batch is committed with its cursor move.
-    ``should_continue`` is asked before each batch; when it returns false the pass ends there,
-    with every earlier batch committed, and the result says it stopped early.
+    The source may be connected already, with the folder examined by an earlier pass, in which
+    case an idle folder costs one round trip. Each fetched batch is committed with its
+    cursor move. ``should_continue`` is asked before each batch; when it returns false the pass
+    ends there, with every earlier batch committed, and the result says it stopped early.
     """
     folder = source.mailbox.folder
-    state = source.examine()
+    state = source.refresh()
     cursor = load_cursor(database, project.code, folder)
     changed = cursor is not None and cursor.uidvalidity != state.uidvalidity
     start_uid = cursor.last_uid if cursor is not None and not changed else 0

@@ -260,6 +260,10 @@ class DovecotServer:
             client.delete_messages(uids)
             client.uid_expunge(uids)
 
+    def kick(self, user: MailUser) -> None:
+        """Disconnect every IMAP session of ``user``, as a server restart or idle timeout would."""
+        self._doveadm("kick", user.name)
+
     def break_password_lookup(self, user: MailUser) -> None:
         """Make Dovecot unable to read the user's passwd-file, so logins fail temporarily."""
         (self._users / user.name).chmod(0o000)

@@ -107,11 +107,13 @@ class FaultProxy:
             for chunk, is_boundary in scanner.feed(data):
                 if self.faulted.is_set():
                     return
-                client.sendall(chunk)
+                # Counted before sending, so a client that has its reply sees it counted.
                 if is_boundary:
                     self.boundaries += 1
-                    if self.boundaries == self.fault_after and self._fault_now(client, server):
-                        return
+                client.sendall(chunk)
+                at_fault = is_boundary and self.boundaries == self.fault_after
+                if at_fault and self._fault_now(client, server):
+                    return
         if not self.faulted.is_set():
             _close(client)
 
