@@ -52,6 +52,9 @@ def fold_text(text: str) -> str:
 
     Typographic apostrophes (U+2019 and its kin) become ``'``, as in ``d'entrega``.
     """
+    if text.isascii():
+        # No accents or typographic apostrophes to remove, and NFKD leaves ASCII unchanged.
+        return collapse_whitespace(text.casefold())
     decomposed = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHIC_APOSTROPHES))
     without_marks = "".join(char for char in decomposed if not unicodedata.combining(char))
     return collapse_whitespace(without_marks.casefold())

@@ -11,6 +11,7 @@ previous result. A pass that finds nothing new to match since the previous one o
 sends past their deadline (``reconcile.incremental``).
 """
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, exists, func, or_, select, update
 from sqlmodel import Session, col
 
 from config.database import Database, utcnow
@@ -41,6 +42,7 @@ from reconcile.states import state_expression
 log = logging.getLogger(__name__)
 
 _FLUSH_EVERY = 2000
+_SUBJECT_CACHE_SIZE = 100_000
 
 
 @dataclass
@@ -187,6 +189,14 @@ def _pair_by_recipient(
             evidence_entry = next(evidence_groups, None)
 
 
+_SEND_TABLE = Send.__table__  # type: ignore[attr-defined]
+_LINK_UPDATE = (
+    update(_SEND_TABLE)
+    .where(_SEND_TABLE.c.id == bindparam("send_id"))
+    .values(evidence_id=bindparam("evidence_id"), match_rule=bindparam("match_rule"))
+)
+
+
 class _LinkWriter:
     """Buffers match results and writes them in batches inside the pass's transaction."""
 
@@ -201,7 +211,7 @@ class _LinkWriter:
 
     def add(self, result: MatchResult) -> None:
         for send_id, (evidence_id, rule) in result.links.items():
-            self.links.append({"id": send_id, "evidence_id": evidence_id, "match_rule": rule})
+            self.links.append({"send_id": send_id, "evidence_id": evidence_id, "match_rule": rule})
         self.ambiguous.extend(result.ambiguous.items())
         self.taken.update(result.links)
         self.taken.update(result.ambiguous)
@@ -210,7 +220,8 @@ class _LinkWriter:
 
     def flush(self) -> None:
         if self.links:
-            self.session.execute(update(Send), self.links)
+            # A Core executemany skips the ORM's per-row bookkeeping of a bulk UPDATE.
+            self.session.connection().execute(_LINK_UPDATE, self.links)
             self.matched += len(self.links)
             self.links = []
         for send_id, candidate_ids in self.ambiguous:
@@ -383,6 +394,8 @@ def reconcile_project(
     reference = reference_extractor(project.settings.reference_pattern)
     summary = ReconcileSummary(project.code, as_of)
 
+    # Each subject is compared several times (by each rule, for sends and evidence alike).
+    normalize_subject = functools.lru_cache(maxsize=_SUBJECT_CACHE_SIZE)(normalize_subject)
     with database.write(lock=f"reconcile:{project.code}") as writer_session:
         inputs = match_inputs(writer_session, project)
         last_run = writer_session.get(ReconcileRun, project.code)
