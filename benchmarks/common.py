@@ -14,10 +14,12 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -30,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from config.database import Database, open_database
 from config.settings import ProjectView, Settings, project_view, settings_from_mapping
+
+__all__ = ["settings_from_mapping"]
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -199,3 +203,63 @@ def open_bench_database(url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished child process: wall time, output and memory."""
+
+    seconds: float
+    stdout: str
+    stderr: str
+    returncode: int
+    peak_rss_mb: float  # the largest single process of the tree (wait4's ru_maxrss)
+    peak_tree_rss_mb: float  # the largest sum over the process and its descendants, sampled
+
+
+def _tree_rss_kb(root: int) -> int:
+    """The summed VmRSS of ``root`` and every descendant, read from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid = int(entry.name)
+        children.setdefault(int(fields.get("PPid", "0").strip() or 0), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        total += rss.get(pid, 0)
+        pending.extend(children.get(pid, []))
+    return total
+
+
+def run_child(command: list[str], sample_every: float = 0.25) -> ChildRun:
+    """Run ``command`` to its end, sampling the RSS of its process tree every ``sample_every`` s."""
+    started = time.perf_counter()
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+        tree_peak = 0
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            tree_peak = max(tree_peak, _tree_rss_kb(process.pid))
+            time.sleep(sample_every)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    # ru_maxrss is in KiB on Linux.
+    peak = usage.ru_maxrss / 1024
+    return ChildRun(seconds, stdout, stderr, process.returncode, peak, max(tree_peak / 1024, peak))

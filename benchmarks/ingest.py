@@ -16,26 +16,22 @@ Messages are the test factory's invented evidence: nine in ten carry one certifi
 ten is a rejection notice without PDF.
 
 Run with ``make bench`` or ``.venv/bin/python benchmarks/ingest.py [--messages N]``, as root (the
-benchmark starts Dovecot). Figures are printed and appended to benchmarks/RESULTS.md.
+benchmark starts Dovecot). Figures are printed and written to benchmarks/RESULTS.md.
 """
 
 import argparse
 import base64
 import io
-import os
-import platform
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 import mailparser
 from imapclient import IMAPClient
 from pypdf import PdfReader
@@ -43,9 +39,9 @@ from pypdf import PdfReader
 from tests.dovecot import DovecotServer, MailUser, running_dovecot
 from tests.evidence_factory import CertificateFields, evidence_email, rejection_email
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 FETCH_BATCH = 100
-TARGET_RATIO = 0.5
+MESSAGES = 2000
+TARGET_RATIO = 0.7
 
 
 @dataclass(frozen=True)
@@ -145,32 +141,30 @@ timeout = "60s"
     return config
 
 
-def measure_ingest(server: DovecotServer, user: MailUser, expected: int) -> tuple[float, float]:
-    """Run ``acuse poll`` on a new database; return messages per second and peak RSS in MB."""
+def poll_command(config: Path) -> list[str]:
+    """The ``acuse poll --no-reconcile`` command line for the configuration ``config``."""
+    return [
+        sys.executable,
+        "-m",
+        "acuse",
+        "--config",
+        str(config),
+        "--lang",
+        "en",
+        "poll",
+        "--no-reconcile",
+    ]
+
+
+def measure_ingest(server: DovecotServer, user: MailUser, expected: int) -> common.ChildRun:
+    """Run ``acuse poll`` on a new database and archive; check that it read every message."""
     with tempfile.TemporaryDirectory(prefix="acuse-bench-") as folder:
         config = write_config(Path(folder), server, user)
-        command = [
-            sys.executable,
-            "-m",
-            "acuse",
-            "--config",
-            str(config),
-            "--lang",
-            "en",
-            "poll",
-            "--no-reconcile",
-        ]
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-        output = process.stdout.read().decode() if process.stdout else ""
-        errors = process.stderr.read().decode() if process.stderr else ""
-        if os.waitstatus_to_exitcode(status) != 0 or f"{expected} messages read" not in output:
-            message = f"acuse poll failed or read an unexpected count:\n{output}\n{errors}"
-            raise RuntimeError(message)
-    # ru_maxrss is in kilobytes on Linux.
-    return expected / elapsed, usage.ru_maxrss / 1024
+        child = common.run_child(poll_command(config))
+    if child.returncode != 0 or f"{expected:,} messages read" not in child.stdout:
+        message = f"acuse poll failed or read an unexpected count:\n{child.stdout}\n{child.stderr}"
+        raise RuntimeError(message)
+    return child
 
 
 def run(count: int) -> Figures:
@@ -183,47 +177,34 @@ def run(count: int) -> Figures:
 
         fetch_rate, fetched = measure_fetch(server, whole)
         parse_rate = measure_parse(fetched)
-        ingest_rate, peak = measure_ingest(server, whole, count)
-        _, half_peak = measure_ingest(server, half, count // 2)
+        ingest = measure_ingest(server, whole, count)
+        half_ingest = measure_ingest(server, half, count // 2)
 
     raw_rate = 1 / (1 / fetch_rate + 1 / parse_rate)
-    return Figures(count, fetch_rate, parse_rate, raw_rate, ingest_rate, peak, half_peak)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, {memory_gb:.0f} GiB RAM, {system}"
-
-
-def versions() -> str:
-    dovecot = subprocess.run(
-        ["dovecot", "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    packages = ("imapclient", "mail-parser", "pypdf", "sqlalchemy")
-    listed = ", ".join(f"{name} {version(name)}" for name in packages)
-    python = f"Python {platform.python_version()}"
-    return f"{python}, {listed}, Dovecot {dovecot}, SQLite {sqlite3.sqlite_version}"
+    return Figures(
+        count,
+        fetch_rate,
+        parse_rate,
+        raw_rate,
+        count / ingest.seconds,
+        ingest.peak_tree_rss_mb,
+        half_ingest.peak_tree_rss_mb,
+    )
 
 
 def report(figures: Figures) -> str:
-    verdict = "met" if figures.ratio >= TARGET_RATIO else "NOT met"
+    verdict = common.verdict(figures.ratio >= TARGET_RATIO)
     growth = figures.peak_rss_mb - figures.half_peak_rss_mb
     return "\n".join(
         [
-            f"### Ingest, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            common.section_heading("Ingest"),
             "",
-            f"- Machine: {machine()}",
-            f"- Versions: {versions()}",
+            *common.environment_lines(),
             f"- Mailbox: {figures.messages} invented evidence messages, 90% with a certificate PDF",
+            "- Method: `benchmarks/ingest.py`; raw imapclient fetch, then mail-parser and pypdf "
+            "over the fetched bytes, then `acuse poll --no-reconcile` in a child process, all "
+            "against the same Dovecot mailbox in one run. Peak RSS sums the child and its reader "
+            "processes.",
             "",
             "| measure | value | target |",
             "|---|---|---|",
@@ -243,18 +224,10 @@ def report(figures: Figures) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--messages", type=int, default=2000, help="messages in the mailbox (default 2000)"
-    )
-    parser.add_argument(
-        "--no-record", action="store_true", help="print only; do not append to RESULTS.md"
+        "--messages", type=int, help=f"messages in the mailbox (default {MESSAGES})"
     )
     arguments = parser.parse_args()
-
-    text = report(run(arguments.messages))
-    print(text)
-    if not arguments.no_record:
-        with RESULTS.open("a", encoding="utf-8") as handle:
-            handle.write("\n" + text)
+    common.record("ingest", report(run(arguments.messages or common.scaled(MESSAGES, 20))))
 
 
 if __name__ == "__main__":

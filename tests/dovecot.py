@@ -76,6 +76,11 @@ service anvil {
   }
 }
 
+# The idle-poll benchmark keeps hundreds of sessions open at once, and each is one imap
+# process; the defaults (100 processes, 1000 clients a service) would refuse the rest.
+default_process_limit = 1000
+default_client_limit = 3000
+
 first_valid_uid = $uid
 first_valid_gid = $gid
 mail_location = maildir:~/Maildir
