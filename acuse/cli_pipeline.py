@@ -1,5 +1,6 @@
 """Pipeline commands: ``import-sends``, ``ingest``, ``poll``, ``reconcile`` and ``check-config``."""
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -8,6 +9,7 @@ from acuse.checks import check_configuration
 from acuse.context import AppContext
 from acuse.labels import counted, format_count, state_label
 from acuse.polling import MailboxPoller
+from acuse.progress import progress_bar
 from config.database import utcnow
 from config.errors import AcuseError
 from config.i18n import _, ngettext, pgettext
@@ -76,9 +78,23 @@ def ingest_path(app: AppContext, path: Path, project: ProjectView) -> IngestCoun
         IncomingMessage(raw=message.raw, origin="file", location=message.location)
         for message in DirectorySource(path)
     )
-    counts = ingestor.ingest_all(messages, batch_size=app.settings.defaults.fetch_batch)
+    with progress_bar(_("Ingesting messages")) as advance:
+        counts = ingestor.ingest_all(
+            messages, batch_size=app.settings.defaults.fetch_batch, progress=advance
+        )
     click.echo(f"{project.code}: {_ingest_summary(counts)}")
     return counts
+
+
+def reconcile_with_progress(
+    app: AppContext, project: ProjectView, as_of: datetime | None = None
+) -> ReconcileSummary:
+    """Run a reconciliation pass of ``project``, with a progress bar on a terminal."""
+    description = _("Reconciling {project}").format(project=project.code)
+    with progress_bar(description) as advance:
+        return reconcile_project(
+            app.database, project, subject_normalizer(project), as_of=as_of, progress=advance
+        )
 
 
 def print_reconcile_summary(summary: ReconcileSummary) -> None:
@@ -123,7 +139,9 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def import_sends_command(app: AppContext, path: Path, project_code: str) -> None:
         project = app.projects(project_code)[0]
-        print_import_summary(import_send_log(app.database, path, project, utcnow()))
+        with progress_bar(_("Importing sends")) as advance:
+            summary = import_send_log(app.database, path, project, utcnow(), progress=advance)
+        print_import_summary(summary)
 
     @cli.command(
         "ingest",
@@ -164,14 +182,15 @@ def register(cli: click.Group) -> None:
             if project.settings.mailbox is None:
                 continue
             try:
-                result = poller.poll_once(project)
+                with progress_bar(_("Polling {project}").format(project=project.code)) as advance:
+                    result = poller.poll_once(project, progress=advance)
             except AcuseError as exc:
                 failures += 1
                 click.echo(_("Error: {message}").format(message=exc), err=True)
                 continue
             click.echo(f"{project.code} ({result.folder}): {_ingest_summary(result.counts)}")
             if not no_reconcile:
-                reconcile_project(app.database, project, subject_normalizer(project))
+                reconcile_with_progress(app, project)
         if failures:
             raise SystemExit(EXIT_RUNTIME)
 
@@ -192,9 +211,7 @@ def register(cli: click.Group) -> None:
     def reconcile_command(app: AppContext, project_code: str | None, as_of: str | None) -> None:
         when = app.parse_as_of(as_of)
         for project in app.projects(project_code):
-            print_reconcile_summary(
-                reconcile_project(app.database, project, subject_normalizer(project), as_of=when)
-            )
+            print_reconcile_summary(reconcile_with_progress(app, project, when))
 
     @cli.command(
         "check-config", help=_("Validate the configuration file and the secrets it names.")

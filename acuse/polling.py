@@ -114,6 +114,7 @@ class MailboxPoller:
         should_continue: Callable[[], bool] | None = None,
         on_source: Callable[[ImapSource], None] | None = None,
         error_text: ErrorText = str,
+        progress: Callable[[int], None] | None = None,
     ) -> PollResult:
         """Poll the project's mailbox, on its kept connection when one is open; record the outcome.
 
@@ -130,7 +131,11 @@ class MailboxPoller:
             on_source(source)
         try:
             return self.poll_connected(
-                project, source, should_continue=should_continue, error_text=error_text
+                project,
+                source,
+                should_continue=should_continue,
+                error_text=error_text,
+                progress=progress,
             )
         finally:
             self._release(project, source)
@@ -153,11 +158,14 @@ class MailboxPoller:
         *,
         should_continue: Callable[[], bool] | None = None,
         error_text: ErrorText = str,
+        progress: Callable[[int], None] | None = None,
     ) -> PollResult:
         """Poll the source, connecting it when needed, and record the outcome."""
         folder = source.mailbox.folder
         try:
-            result = poll_mailbox(self.database, self.archive, project, source, should_continue)
+            result = poll_mailbox(
+                self.database, self.archive, project, source, should_continue, progress=progress
+            )
         except AcuseError as exc:
             self.record_failure(project, folder, error_text(exc))
             raise

@@ -14,7 +14,7 @@ no-op, and so is recording a message again, because of the unique key on (projec
 """
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -123,12 +123,20 @@ class Ingestor:
         return self.record(batch, cursor)
 
     def ingest_all(
-        self, messages: Iterable[IncomingMessage], batch_size: int = 100
+        self,
+        messages: Iterable[IncomingMessage],
+        batch_size: int = 100,
+        progress: Callable[[int], None] | None = None,
     ) -> IngestCounts:
-        """Ingest a stream of messages in batches of ``batch_size``."""
+        """Ingest a stream of messages in batches of ``batch_size``.
+
+        ``progress`` receives the size of each batch once it is recorded.
+        """
         total = IngestCounts()
         for chunk in _chunks(messages, batch_size):
             total.add(self.ingest_batch(chunk))
+            if progress is not None:
+                progress(len(chunk))
         return total
 
     def keep_raw(self, messages: list[IncomingMessage]) -> list[_Kept]:

@@ -37,6 +37,8 @@ def poll_mailbox(
     project: ProjectView,
     source: ImapSource,
     should_continue: Callable[[], bool] | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> PollResult:
     """Ingest every message of the source's folder that the cursor has not passed yet.
 
@@ -44,6 +46,7 @@ def poll_mailbox(
     case an idle folder costs one round trip. Each fetched batch is committed with its
     cursor move. ``should_continue`` is asked before each batch; when it returns false the pass
     ends there, with every earlier batch committed, and the result says it stopped early.
+    ``progress`` receives the size of each recorded batch.
     """
     folder = source.mailbox.folder
     state = source.refresh()
@@ -78,6 +81,8 @@ def poll_mailbox(
             incoming = [_incoming(message, folder, state.uidvalidity) for message in batch]
             cursor_move = CursorMove(folder, state.uidvalidity, batch[-1].uid)
             result.counts.add(ingestor.ingest_batch(incoming, cursor_move))
+            if progress is not None:
+                progress(len(batch))
 
     log.info(
         "mailbox polled",

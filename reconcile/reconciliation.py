@@ -346,7 +346,13 @@ class _Rules:
 
 
 def _match_round(
-    database: Database, writer: _LinkWriter, project: ProjectView, rules: _Rules, *, trusted: bool
+    database: Database,
+    writer: _LinkWriter,
+    project: ProjectView,
+    rules: _Rules,
+    *,
+    trusted: bool,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     """Match the open sends with the evidence of one round: trustworthy, or unverified."""
     # Notices without a recipient go first: they cover whole emails, not one recipient.
@@ -378,6 +384,8 @@ def _match_round(
                     window=rules.window,
                 )
             )
+            if progress is not None:
+                progress(len(sends))
     writer.flush()
 
 
@@ -386,8 +394,12 @@ def reconcile_project(
     project: ProjectView,
     normalize_subject: Callable[[str], str],
     as_of: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReconcileSummary:
-    """Run one reconciliation pass for ``project`` at ``as_of`` (default: now)."""
+    """Run one reconciliation pass for ``project`` at ``as_of`` (default: now).
+
+    ``progress`` receives the number of open sends of each recipient as matching reaches it.
+    """
     now = utcnow()
     as_of = as_of or now
     window = Window(project.match_window_before, project.match_window_after)
@@ -407,7 +419,7 @@ def reconcile_project(
             writer = _LinkWriter(writer_session)
             rules = _Rules(normalize_subject, reference, window)
             for trusted in (True, False):
-                _match_round(database, writer, project, rules, trusted=trusted)
+                _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
             summary.matched = writer.matched
             summary.ambiguous = writer.ambiguous_count
             summary.state_changes = update_states(writer_session, project, as_of, now)

@@ -61,8 +61,16 @@ class ImportSummary:
         return self.rejected - len(self.errors)
 
 
-def import_send_log(db: Database, path: Path, project: ProjectView, now: datetime) -> ImportSummary:
+def import_send_log(
+    db: Database,
+    path: Path,
+    project: ProjectView,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
     """Import the send log at ``path`` into ``project``; ``now`` (aware) stamps the import.
+
+    ``progress`` receives the number of sends and rejections of each stored batch.
 
     Raises SendLogError before anything is stored when the file cannot be read or lacks a
     required column, and SendLogError later when the file turns out to be damaged, in which
@@ -70,7 +78,9 @@ def import_send_log(db: Database, path: Path, project: ProjectView, now: datetim
     """
     resolved = path.resolve()
     items = read_send_log(path, project)
-    return import_send_rows(db, items, project, now, source=resolved, sha256=file_sha256(resolved))
+    return import_send_rows(
+        db, items, project, now, source=resolved, sha256=file_sha256(resolved), progress=progress
+    )
 
 
 def import_send_rows(
@@ -82,6 +92,7 @@ def import_send_rows(
     source: Path | str,
     sha256: str,
     after_batch: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Store the rows of one send-log source, recorded as an import of ``source``.
 
@@ -101,6 +112,8 @@ def import_send_rows(
             run.store(batch)
             if after_batch is not None:
                 after_batch()
+            if progress is not None:
+                progress(len(batch))
     _finish_import(db, summary.import_id)
 
     level = logging.WARNING if summary.rejected else logging.INFO
