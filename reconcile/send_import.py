@@ -25,7 +25,7 @@ from config.errors import DatabaseError
 from config.i18n import _
 from config.settings import ProjectView
 from reconcile.models import Send, SendImport, SendState
-from reconcile.send_keys import OccurrenceCounter, next_send_key
+from reconcile.send_keys import OccurrenceCounter, next_send_keys
 from reconcile.send_log import RowError, SendRow, read_send_log
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,8 @@ class _ImportRun:
         """Insert the batch's sends and record its counts in one transaction."""
         sends = [item for item in batch if isinstance(item, SendRow)]
         errors = [item for item in batch if isinstance(item, RowError)]
-        values = [self._send_values(row) for row in sends]
+        keys = next_send_keys(sends, self._counter)
+        values = [self._send_values(row, key) for row, key in zip(sends, keys, strict=True)]
 
         with self._db.write() as session:
             added = _insert_sends(session, self._insert, values)
@@ -215,10 +216,10 @@ class _ImportRun:
         room = MAX_REPORTED_ERRORS - len(summary.errors)
         summary.errors.extend(errors[: max(room, 0)])
 
-    def _send_values(self, row: SendRow) -> dict[str, Any]:
+    def _send_values(self, row: SendRow, key: str) -> dict[str, Any]:
         return {
             "project": self._summary.project,
-            "send_key": next_send_key(row, self._counter),
+            "send_key": key,
             "external_id": row.external_id,
             "notification_type": row.notification_type,
             "negocio": row.negocio,

@@ -16,6 +16,8 @@ from datetime import UTC
 from reconcile.send_log import SendRow
 
 KEY_VERSION = "send-key-v1"
+# Identities per lookup query, below the 999 bound parameters that SQLite before 3.32 allows.
+_LOOKUP_CHUNK = 900
 
 
 def send_key(row: SendRow, occurrence: int) -> str:
@@ -36,6 +38,31 @@ def next_send_key(row: SendRow, counter: "OccurrenceCounter") -> str:
     content = _canonical(_content(row))
     occurrence = counter.next_occurrence(hashlib.sha256(content).digest())
     return _content_key(content, occurrence)
+
+
+def next_send_keys(rows: Sequence[SendRow], counter: "OccurrenceCounter") -> list[str]:
+    """Return the keys of the next ``rows`` of a file, in order, as ``next_send_key`` would.
+
+    The rows without a send id are counted in ``counter`` with one query for the batch.
+    """
+    contents: list[bytes | None] = []
+    identities: list[bytes] = []
+    for row in rows:
+        if row.external_id is None:
+            encoded = _canonical(_content(row))
+            contents.append(encoded)
+            identities.append(hashlib.sha256(encoded).digest())
+        else:
+            contents.append(None)
+
+    occurrences = iter(counter.next_occurrences(identities))
+    keys: list[str] = []
+    for row, content in zip(rows, contents, strict=True):
+        if content is None:
+            keys.append(send_key(row, 0))
+        else:
+            keys.append(_content_key(content, next(occurrences)))
+    return keys
 
 
 def _content_key(content: bytes, occurrence: int) -> str:
@@ -87,6 +114,31 @@ class OccurrenceCounter:
         )
         (count,) = cursor.fetchone()
         return int(count) - 1
+
+    def next_occurrences(self, identities: Sequence[bytes]) -> list[int]:
+        """Count each of ``identities``, in order; return how many came before each one."""
+        seen = self._stored_counts(set(identities))
+        occurrences: list[int] = []
+        for identity in identities:
+            before = seen.get(identity, 0)
+            occurrences.append(before)
+            seen[identity] = before + 1
+        self._connection.executemany(
+            "INSERT INTO seen (identity, count) VALUES (?, ?) "
+            "ON CONFLICT (identity) DO UPDATE SET count = excluded.count",
+            seen.items(),
+        )
+        return occurrences
+
+    def _stored_counts(self, identities: set[bytes]) -> dict[bytes, int]:
+        counts: dict[bytes, int] = {}
+        pending = list(identities)
+        for start in range(0, len(pending), _LOOKUP_CHUNK):
+            chunk = pending[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT identity, count FROM seen WHERE identity IN ({marks})"  # noqa: S608 - only placeholders
+            counts.update(self._connection.execute(query, chunk).fetchall())
+        return counts
 
     def close(self) -> None:
         self._connection.close()

@@ -1,6 +1,7 @@
 """Storing the send log: idempotent imports, overlapping exports, identical rows, UTC times."""
 
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from config.settings import ProjectView, Settings
 from reconcile import send_import
 from reconcile.models import Send, SendImport, SendState
 from reconcile.send_import import import_send_log
-from reconcile.send_log import SendLogError
+from reconcile.send_keys import OccurrenceCounter, next_send_key, next_send_keys
+from reconcile.send_log import SendLogError, SendRow
 from tests.send_log_samples import HEADERS, TITLE_ROWS, make_project, row, write_csv, write_xlsx
 
 pytestmark = pytest.mark.both_engines
@@ -330,3 +332,21 @@ def test_postgresql_insert_skips_conflicts() -> None:
 
     assert "ON CONFLICT (project, send_key) DO NOTHING" in sql
     assert "RETURNING send.id" in sql
+
+
+def test_batch_keys_match_row_keys() -> None:
+    sent = datetime(2024, 3, 5, 20, 45, tzinfo=UTC)
+    same = SendRow(line=2, recipient="ana@example.co", sent_at=sent, subject="Estado")
+    other = SendRow(line=3, recipient="luis@example.co", sent_at=sent, subject="Estado")
+    with_id = SendRow(
+        line=4, recipient="ana@example.co", sent_at=sent, subject="Estado", external_id="E-1"
+    )
+    rows = [same, other, same, with_id, same]
+
+    with closing(OccurrenceCounter()) as one_by_one:
+        expected = [next_send_key(row, one_by_one) for row in rows]
+    with closing(OccurrenceCounter()) as batched:
+        keys = next_send_keys(rows[:2], batched) + next_send_keys(rows[2:], batched)
+
+    assert keys == expected
+    assert len(set(keys)) == len(rows)
