@@ -23,10 +23,18 @@ test: $(STAMP)
 	@command -v dovecot >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/pytest
 
-# Benchmarks start Dovecot, so like the tests they need it and root.
+# Benchmarks start Dovecot, so like the tests they need it and root. Each writes its section of
+# benchmarks/RESULTS.md. At the issue's sizes the whole run takes tens of minutes; BENCH_SCALE
+# (for example BENCH_SCALE=0.01) shrinks every size for a quick check. The reconciliation
+# benchmark also creates and drops its own database on the PostgreSQL server named by
+# ACUSE_BENCH_POSTGRES (default postgres@127.0.0.1:5432), and is skipped there when none answers.
 bench: $(STAMP)
 	@command -v dovecot >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/idle_poll.py
+	$(BIN)/python benchmarks/reconciliation.py
+	$(BIN)/python benchmarks/send_import.py
+	$(BIN)/python benchmarks/memory.py
 
 # Property-based fuzzing of the MIME walker, the certificate text parser and the send-log
 # reader with far more examples than `make test` runs; expect tens of minutes.

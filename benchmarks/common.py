@@ -183,7 +183,7 @@ def sqlite_url(folder: Path) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_url(folder: Path) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """Create a uniquely named PostgreSQL database for one run and drop it afterwards."""
     name = f"acuse_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")

@@ -27,10 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
+import psycopg
 from sqlalchemy import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
 from config.database import Database
+from config.errors import AcuseError
 from monitor.models import Evidence, EvidenceKind, MessageClass, StoredMessage, TrustVerdict
 from reconcile.models import Send, SendState
 from reconcile.reconciliation import reconcile_project, subject_normalizer
@@ -195,16 +198,27 @@ def measure(engine: str, url_factory: AbstractContextManager[str], count: int) -
     return Figures(engine, count, load_seconds, full_seconds, incremental, summary.matched)
 
 
-def run(sizes: list[int], postgres: bool) -> list[Figures]:
+def run(sizes: list[int], postgres: bool) -> tuple[list[Figures], list[str]]:
+    """Measure every size on SQLite and, unless told not to, PostgreSQL.
+
+    A PostgreSQL run that fails is reported as a note instead of stopping the benchmark.
+    """
     figures: list[Figures] = []
+    notes: list[str] = []
     for count in sizes:
         with tempfile.TemporaryDirectory(prefix="acuse-bench-") as folder:
             figures.append(measure("SQLite", common.sqlite_url(Path(folder)), count))
             print(_row(figures[-1]), flush=True)
-        if postgres:
-            figures.append(measure("PostgreSQL", common.postgres_url(Path(folder)), count))
-            print(_row(figures[-1]), flush=True)
-    return figures
+        if not postgres:
+            continue
+        try:
+            figures.append(measure("PostgreSQL", common.postgres_url(), count))
+        except (psycopg.Error, SQLAlchemyError, AcuseError) as exc:
+            notes.append(f"PostgreSQL, {count:,} sends: failed with {type(exc).__name__}: {exc}")
+            print(notes[-1], flush=True)
+            continue
+        print(_row(figures[-1]), flush=True)
+    return figures, notes
 
 
 def _target(figures: Figures) -> str:
@@ -225,7 +239,7 @@ def _row(figures: Figures) -> str:
     )
 
 
-def report(figures: list[Figures]) -> str:
+def report(figures: list[Figures], notes: list[str]) -> str:
     lines = [
         common.section_heading("Reconciliation"),
         "",
@@ -239,8 +253,9 @@ def report(figures: list[Figures]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
         *(_row(item) for item in figures),
         "",
+        *(f"- {note}" for note in notes),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> None:
@@ -251,7 +266,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     sizes = arguments.sizes or [common.scaled(size, 100) for size in SIZES]
-    common.record("reconciliation", report(run(sizes, not arguments.no_postgres)))
+    common.record("reconciliation", report(*run(sizes, not arguments.no_postgres)))
 
 
 if __name__ == "__main__":

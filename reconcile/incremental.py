@@ -1,20 +1,30 @@
-"""The digest that lets a reconciliation pass skip matching when its inputs have not changed.
+"""What lets a reconciliation pass match only what changed since the previous pass.
 
 Matching is a function of the project's sends, its evidence (and the message each came from)
-and the project's matching rules. Sends are only ever added. Evidence is added by ingest, and
-changed or deleted only by reprocessing, which also stamps its message's ``read_at``. So the
-digest of (count and highest id of sends, count and highest id of evidence, latest
-``read_at``, rules) changes whenever a full pass could link differently, and a pass that finds
-the digest of the previous pass skips matching.
+and the project's matching rules. Sends are only ever added. Evidence is added by ingest with
+a new message, and changed or deleted only by reprocessing, which stamps an older message's
+``read_at`` with the time. So a pass records ``MatchInputs`` (counts and highest ids of sends,
+evidence and messages, the latest ``read_at``, a digest of the rules), and the next pass
+compares:
 
-The stored states still depend on the time a pass judges at: without new links only the
-deadline moves, so only sends that are pending or missing can change, between those two states.
+- nothing changed: matching is skipped, and only the deadline moves (pending and missing sends);
+- only rows were added (no message up to the recorded highest id was read again, same rules):
+  matching runs for the recipients of the sends and evidence added, because each recipient
+  is matched apart from the others;
+- anything else: a full pass.
+
+NOTE: on PostgreSQL, a reprocess that commits while a pass reads its inputs, with an ingest
+committed in between, can leave a ``read_at`` below the recorded one; that pass then misses it
+until the next full pass (after a rules change or another reprocess).
 """
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from typing import Any, Self
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, union, update
 from sqlmodel import Session, col
 
 from config.settings import ProjectView
@@ -22,11 +32,83 @@ from monitor.models import Evidence, StoredMessage
 from reconcile.models import Send, SendState
 from reconcile.states import state_expression
 
+_FORMAT = "v1"
+# States that only a new or changed link can leave.
+FINAL_STATES = (SendState.CERTIFIED, SendState.DELIVERY_FAILED, SendState.REJECTED)
 
-def match_inputs(session: Session, project: ProjectView) -> str:
-    """Return the digest of everything the project's matching reads.
 
-    The (project, id) and (project, read_at) indexes answer the maximums without a scan.
+class PassScope(StrEnum):
+    """How much of a project a reconciliation pass has to match."""
+
+    NOTHING = "nothing"
+    ADDED = "added"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class MatchInputs:
+    """The state of everything matching reads, as stored in ``reconcile_run.inputs``."""
+
+    sends: int
+    last_send_id: int
+    evidence: int
+    last_evidence_id: int
+    last_message_id: int
+    last_read: datetime | None
+    rules: str
+
+    def encode(self) -> str:
+        numbers = (
+            self.sends,
+            self.last_send_id,
+            self.evidence,
+            self.last_evidence_id,
+            self.last_message_id,
+        )
+        last_read = "" if self.last_read is None else self.last_read.isoformat()
+        return ";".join([_FORMAT, *map(str, numbers), last_read, self.rules])
+
+    @classmethod
+    def decode(cls, text: str | None) -> Self | None:
+        """Read an encoded value; None for a missing or unknown one."""
+        parts = (text or "").split(";")
+        if len(parts) != 8 or parts[0] != _FORMAT:
+            return None
+        try:
+            numbers = [int(part) for part in parts[1:6]]
+            last_read = datetime.fromisoformat(parts[6]) if parts[6] else None
+        except ValueError:
+            return None
+        sends, last_send_id, evidence, last_evidence_id, last_message_id = numbers
+        return cls(
+            sends, last_send_id, evidence, last_evidence_id, last_message_id, last_read, parts[7]
+        )
+
+
+def pass_scope(
+    session: Session, project: str, inputs: MatchInputs, earlier: MatchInputs | None
+) -> PassScope:
+    """How much a pass must match, given its inputs and those of the previous pass."""
+    if earlier is None or earlier.rules != inputs.rules:
+        return PassScope.FULL
+    if inputs == earlier:
+        return PassScope.NOTHING
+    if earlier.last_read is not None:
+        read_again = select(col(StoredMessage.id)).where(
+            col(StoredMessage.project) == project,
+            col(StoredMessage.read_at) > earlier.last_read,
+            col(StoredMessage.id) <= earlier.last_message_id,
+        )
+        if session.execute(read_again.limit(1)).first() is not None:
+            return PassScope.FULL
+    return PassScope.ADDED
+
+
+def match_inputs(session: Session, project: ProjectView) -> MatchInputs:
+    """Read the project's current MatchInputs.
+
+    The (project, id) and (project, read_at) indexes give the maximums without a scan,
+    except the highest message id, which SQLite reads from the (project) index.
     """
     code = project.code
     sends = session.execute(
@@ -35,18 +117,61 @@ def match_inputs(session: Session, project: ProjectView) -> str:
     evidence = session.execute(
         select(func.count(), func.max(col(Evidence.id))).where(col(Evidence.project) == code)
     ).one()
-    last_read = session.execute(
-        select(func.max(col(StoredMessage.read_at))).where(col(StoredMessage.project) == code)
-    ).scalar()
-    settings = project.settings
+    messages = session.execute(
+        select(func.max(col(StoredMessage.id)), func.max(col(StoredMessage.read_at))).where(
+            col(StoredMessage.project) == code
+        )
+    ).one()
     rules = (
         project.match_window_before,
         project.match_window_after,
-        settings.reference_pattern,
+        project.settings.reference_pattern,
         project.provider.model_dump_json(),
     )
-    text = repr((tuple(sends), tuple(evidence), last_read, rules))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return MatchInputs(
+        sends=int(sends[0]),
+        last_send_id=int(sends[1] or 0),
+        evidence=int(evidence[0]),
+        last_evidence_id=int(evidence[1] or 0),
+        last_message_id=int(messages[0] or 0),
+        last_read=messages[1],
+        rules=hashlib.sha256(repr(rules).encode()).hexdigest()[:32],
+    )
+
+
+def added_recipients(project: str, since: MatchInputs) -> Select[Any]:
+    """Select the recipients of the sends and evidence added since the pass of ``since``."""
+    new_sends = select(col(Send.recipient)).where(
+        col(Send.project) == project, col(Send.id) > since.last_send_id
+    )
+    new_evidence = select(col(Evidence.recipient)).where(
+        col(Evidence.project) == project,
+        col(Evidence.id) > since.last_evidence_id,
+        col(Evidence.recipient).is_not(None),
+    )
+    return select(union(new_sends, new_evidence).subquery().c[0])
+
+
+def update_open_states(
+    session: Session, project: ProjectView, as_of: datetime, now: datetime
+) -> int:
+    """Store the state at ``as_of`` of every send not in a final state; return how many changed.
+
+    Only valid when the links of sends in a final state did not change since their states were
+    stored, which is true unless evidence was reprocessed.
+    """
+    new_state = state_expression(as_of, project.missing_after)
+    changed = session.execute(
+        update(Send)
+        .where(
+            col(Send.project) == project.code,
+            col(Send.state).not_in(FINAL_STATES),
+            col(Send.state) != new_state,
+        )
+        .values(state=new_state, state_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(changed, "rowcount", 0) or 0)
 
 
 def update_deadline_states(
@@ -54,8 +179,8 @@ def update_deadline_states(
 ) -> int:
     """Store the state at ``as_of`` of the sends whose deadline moved past; return how many.
 
-    Only valid when no link changed since the states were stored: then a pending send past
-    its deadline becomes missing, and a missing send before it (an earlier ``as_of``) pending.
+    Only valid when no link changed since the states were stored. Then a pending send past its
+    deadline becomes missing, and a missing send before it (an earlier ``as_of``) pending.
     """
     cutoff = as_of - project.missing_after
     state = col(Send.state)

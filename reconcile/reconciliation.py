@@ -7,8 +7,9 @@ the evidence whose trust verdict is not unverified, then the unverified evidence
 still without any, so a forged certificate never takes a send away from a genuine one. The
 pass streams both sides ordered by recipient, so it holds one recipient's rows at a time, and
 writes links in batches. Everything a pass writes commits together, so a crash leaves the
-previous result. A pass that finds nothing new to match since the previous one only moves
-sends past their deadline (``reconcile.incremental``).
+previous result. A pass after one that found only added sends and evidence matches only their
+recipients, and a pass that finds nothing new only moves sends past their deadline
+(``reconcile.incremental``).
 """
 
 import functools
@@ -20,14 +21,34 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlmodel import Session, col
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.models import Evidence, EvidenceKind, StoredMessage, TrustVerdict
 from monitor.provider import rules_for
-from reconcile.incremental import match_inputs, update_deadline_states
+from reconcile.incremental import (
+    MatchInputs,
+    PassScope,
+    added_recipients,
+    match_inputs,
+    pass_scope,
+    update_deadline_states,
+    update_open_states,
+)
 from reconcile.matching import (
     EvidenceItem,
     MatchResult,
@@ -109,8 +130,15 @@ def _open_send_filter(trusted: bool) -> ColumnElement[bool]:
     return or_(without, col(Send.evidence_id).in_(unverified_ids))
 
 
+def _within(column: Any, scope: Select[Any] | None) -> ColumnElement[bool]:
+    """Limit a query to the recipients of ``scope``; no limit when it is None."""
+    if scope is None:
+        return true()
+    return column.in_(scope)  # type: ignore[no-any-return]
+
+
 def _open_sends(
-    session: Session, database: Database, project: str, trusted: bool
+    session: Session, database: Database, project: str, trusted: bool, scope: Select[Any] | None
 ) -> Iterator[SendItem]:
     query = (
         select(
@@ -120,7 +148,11 @@ def _open_sends(
             col(Send.sent_at),
             col(Send.message_id),
         )
-        .where(col(Send.project) == project, _open_send_filter(trusted))
+        .where(
+            col(Send.project) == project,
+            _open_send_filter(trusted),
+            _within(col(Send.recipient), scope),
+        )
         .order_by(_recipient_order(database, col(Send.recipient)), col(Send.sent_at), col(Send.id))
         .execution_options(yield_per=_FLUSH_EVERY)
     )
@@ -157,11 +189,11 @@ def _evidence_item(row) -> EvidenceItem:  # type: ignore[no-untyped-def]
 
 
 def _open_evidence(
-    session: Session, database: Database, project: str, trusted: bool
+    session: Session, database: Database, project: str, trusted: bool, scope: Select[Any] | None
 ) -> Iterator[EvidenceItem]:
     query = (
         _unlinked_evidence_query(project, trusted)
-        .where(col(Evidence.recipient).is_not(None))
+        .where(col(Evidence.recipient).is_not(None), _within(col(Evidence.recipient), scope))
         .order_by(_recipient_order(database, col(Evidence.recipient)), "time", col(Evidence.id))
         .execution_options(yield_per=_FLUSH_EVERY)
     )
@@ -238,9 +270,9 @@ class _LinkWriter:
         self.session.flush()
 
 
-def _clear_open_candidates(session: Session, project: str) -> None:
+def _clear_open_candidates(session: Session, project: str, scope: Select[Any] | None) -> None:
     """Forget earlier ambiguity so that it is judged again with today's evidence."""
-    open_sends = _open_send_filter(trusted=True)
+    open_sends = and_(_open_send_filter(trusted=True), _within(col(Send.recipient), scope))
     open_send_ids = select(col(Send.id)).where(col(Send.project) == project, open_sends)
     session.execute(delete(MatchCandidate).where(col(MatchCandidate.send_id).in_(open_send_ids)))
     session.execute(
@@ -343,6 +375,8 @@ class _Rules:
     normalize_subject: Callable[[str], str]
     reference: Callable[[str], str | None] | None
     window: Window
+    # The recipients to match, or None for all of them.
+    scope: Select[Any] | None = None
 
 
 def _match_round(
@@ -370,8 +404,8 @@ def _match_round(
 
     with database.session() as reader_session:
         pairs = _pair_by_recipient(
-            _open_sends(reader_session, database, project.code, trusted),
-            _open_evidence(reader_session, database, project.code, trusted),
+            _open_sends(reader_session, database, project.code, trusted, rules.scope),
+            _open_evidence(reader_session, database, project.code, trusted, rules.scope),
         )
         for sends, evidence in pairs:
             open_sends = [send for send in sends if send.id not in writer.taken]
@@ -411,18 +445,26 @@ def reconcile_project(
     with database.write(lock=f"reconcile:{project.code}") as writer_session:
         inputs = match_inputs(writer_session, project)
         last_run = writer_session.get(ReconcileRun, project.code)
-        if last_run is not None and last_run.inputs == inputs:
+        earlier = MatchInputs.decode(last_run.inputs) if last_run is not None else None
+        scope = pass_scope(writer_session, project.code, inputs, earlier)
+        if scope is PassScope.NOTHING:
             summary.state_changes = update_deadline_states(writer_session, project, as_of, now)
         else:
-            _clear_open_candidates(writer_session, project.code)
+            recipients = None
+            if scope is PassScope.ADDED:
+                assert earlier is not None
+                recipients = added_recipients(project.code, earlier)
+            _clear_open_candidates(writer_session, project.code, recipients)
             writer_session.flush()
             writer = _LinkWriter(writer_session)
-            rules = _Rules(normalize_subject, reference, window)
+            rules = _Rules(normalize_subject, reference, window, recipients)
             for trusted in (True, False):
                 _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
             summary.matched = writer.matched
             summary.ambiguous = writer.ambiguous_count
-            summary.state_changes = update_states(writer_session, project, as_of, now)
+            added_only = scope is PassScope.ADDED
+            store_states = update_open_states if added_only else update_states
+            summary.state_changes = store_states(writer_session, project, as_of, now)
 
         summary.states = count_states(writer_session, project.code)
         writer_session.merge(
@@ -433,7 +475,7 @@ def reconcile_project(
                 matched=summary.matched,
                 ambiguous=summary.ambiguous,
                 state_changes=summary.state_changes,
-                inputs=inputs,
+                inputs=inputs.encode(),
             )
         )
 

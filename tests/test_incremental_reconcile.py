@@ -92,3 +92,33 @@ def test_wider_window_is_matched(
 
     assert before is None
     assert load_send(database, send_id).state == SendState.CERTIFIED
+
+
+def test_added_evidence_matched_for_recipient(database: Database, project: ProjectView) -> None:
+    ana = add_send(database)
+    luis = add_send(database, recipient="luis@example.com")
+    reconcile_project(database, project, str.casefold, as_of=SENT + timedelta(hours=1))
+    evidence_id = add_evidence(database)
+
+    later = reconcile_project(database, project, str.casefold, as_of=SENT + timedelta(hours=7))
+
+    assert later.matched == 1
+    assert load_send(database, ana).evidence_id == evidence_id
+    assert load_send(database, ana).state == SendState.CERTIFIED
+    assert load_send(database, luis).state == SendState.MISSING
+
+
+def test_added_pass_limits_matching(
+    database: Database, project: ProjectView, statements: list[str]
+) -> None:
+    add_send(database)
+    add_send(database, recipient="luis@example.com")
+    reconcile_project(database, project, str.casefold, as_of=SENT + timedelta(hours=1))
+    add_evidence(database)
+    statements.clear()
+
+    reconcile_project(database, project, str.casefold, as_of=SENT + timedelta(hours=2))
+
+    send_queries = [sql for sql in statements if sql.lstrip().startswith("SELECT send.id")]
+    assert send_queries
+    assert [sql for sql in send_queries if "UNION" not in sql] == []
