@@ -13,7 +13,6 @@ Run as root (it starts Dovecot): ``.venv/bin/python benchmarks/memory.py [--mess
 
 import argparse
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-from ingest import poll_command, write_config
+from ingest import measure_ingest
 
-from tests.dovecot import DovecotServer, MailUser, running_dovecot
+from tests.dovecot import running_dovecot
 from tests.evidence_factory import CertificateFields, rejection_email
 
 MESSAGES = 100_000
@@ -54,23 +53,14 @@ def notices(count: int) -> list[bytes]:
     ]
 
 
-def first_poll(server: DovecotServer, user: MailUser, expected: int) -> common.ChildRun:
-    with tempfile.TemporaryDirectory(prefix="acuse-bench-") as folder:
-        child = common.run_child(poll_command(write_config(Path(folder), server, user)))
-    if child.returncode != 0 or f"{expected:,} messages read" not in child.stdout:
-        message = f"acuse poll failed or read an unexpected count:\n{child.stdout}\n{child.stderr}"
-        raise RuntimeError(message)
-    return child
-
-
 def run(count: int) -> Figures:
     messages = notices(count)
     with running_dovecot() as server:
         whole_user, half_user = server.create_user(), server.create_user()
         server.append(whole_user, "INBOX", messages)
         server.append(half_user, "INBOX", messages[: count // 2])
-        whole = first_poll(server, whole_user, count)
-        half = first_poll(server, half_user, count // 2)
+        whole = measure_ingest(server, whole_user, count)
+        half = measure_ingest(server, half_user, count // 2)
     return Figures(count, whole, half)
 
 

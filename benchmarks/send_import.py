@@ -22,18 +22,9 @@ import common
 
 from config.database import utcnow
 from reconcile.send_import import import_send_log
+from tests.send_log_samples import HEADERS
 
 ROWS = 1_000_000
-HEADER = (
-    "Notificación enviada",
-    "Negocio",
-    "Inmueble",
-    "Cliente",
-    "Correo cliente",
-    "Correo certificado Lleida",
-    "Fecha de envío",
-    "Asunto",
-)
 START = datetime(2025, 1, 6, 8, 0)  # noqa: DTZ001 - the export's local time, without a zone
 
 
@@ -51,7 +42,7 @@ def write_send_log(path: Path, rows: int) -> None:
     clients = max(1, rows // 10)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter=";")
-        writer.writerow(HEADER)
+        writer.writerow(HEADERS)
         for number in range(rows):
             client = number % clients
             sent_at = START + timedelta(seconds=37 * number)
