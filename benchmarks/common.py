@@ -132,9 +132,13 @@ def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
-def record(name: str, text: str) -> None:
-    """Print ``text`` and put it in RESULTS.md in place of the earlier section ``name``."""
-    print(text)
+def record(name: str, text: str, *, echo: bool = True) -> None:
+    """Print ``text`` (unless ``echo`` is false) and put it in RESULTS.md as section ``name``.
+
+    The section replaces the earlier one of that name.
+    """
+    if echo:
+        print(text)
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{begin}\n{text.rstrip()}\n{end}"
     current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else RESULTS_INTRO

@@ -236,7 +236,9 @@ def measure(engine: str, url_factory: AbstractContextManager[str], count: int) -
 def run(sizes: list[int], postgres: bool) -> tuple[list[Figures], list[str]]:
     """Measure every size on SQLite and, unless told not to, PostgreSQL.
 
-    A PostgreSQL run that fails is reported as a note instead of stopping the benchmark.
+    A PostgreSQL run that fails is reported as a note instead of stopping the benchmark. The
+    section in RESULTS.md is rewritten after each measurement, so a long run that is stopped
+    keeps what it measured.
     """
     figures: list[Figures] = []
     notes: list[str] = []
@@ -244,6 +246,7 @@ def run(sizes: list[int], postgres: bool) -> tuple[list[Figures], list[str]]:
         with tempfile.TemporaryDirectory(prefix="acuse-bench-") as folder:
             figures.append(measure("SQLite", common.sqlite_url(Path(folder)), count))
             print(_row(figures[-1]), flush=True)
+            common.record("reconciliation", report(figures, notes), echo=False)
         if not postgres:
             continue
         try:
@@ -253,6 +256,7 @@ def run(sizes: list[int], postgres: bool) -> tuple[list[Figures], list[str]]:
             print(notes[-1], flush=True)
             continue
         print(_row(figures[-1]), flush=True)
+        common.record("reconciliation", report(figures, notes), echo=False)
     return figures, notes
 
 

@@ -423,6 +423,25 @@ def _match_round(
     writer.flush()
 
 
+def _match_pass(
+    database: Database,
+    writer_session: Session,
+    project: ProjectView,
+    rules: _Rules,
+    summary: ReconcileSummary,
+    *,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Match the open sends of ``rules.scope`` in both rounds and count the outcome."""
+    _clear_open_candidates(writer_session, project.code, rules.scope)
+    writer_session.flush()
+    writer = _LinkWriter(writer_session)
+    for trusted in (True, False):
+        _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
+    summary.matched = writer.matched
+    summary.ambiguous = writer.ambiguous_count
+
+
 def reconcile_project(
     database: Database,
     project: ProjectView,
@@ -436,12 +455,8 @@ def reconcile_project(
     """
     now = utcnow()
     as_of = as_of or now
-    window = Window(project.match_window_before, project.match_window_after)
-    reference = reference_extractor(project.settings.reference_pattern)
     summary = ReconcileSummary(project.code, as_of)
 
-    # Each subject is compared several times (by each rule, for sends and evidence alike).
-    normalize_subject = functools.lru_cache(maxsize=_SUBJECT_CACHE_SIZE)(normalize_subject)
     with database.write(lock=f"reconcile:{project.code}") as writer_session:
         inputs = match_inputs(writer_session, project)
         last_run = writer_session.get(ReconcileRun, project.code)
@@ -454,14 +469,14 @@ def reconcile_project(
             if scope is PassScope.ADDED:
                 assert earlier is not None
                 recipients = added_recipients(project.code, earlier)
-            _clear_open_candidates(writer_session, project.code, recipients)
-            writer_session.flush()
-            writer = _LinkWriter(writer_session)
-            rules = _Rules(normalize_subject, reference, window, recipients)
-            for trusted in (True, False):
-                _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
-            summary.matched = writer.matched
-            summary.ambiguous = writer.ambiguous_count
+            rules = _Rules(
+                # Each subject is compared several times, by each rule, for sends and evidence.
+                functools.lru_cache(maxsize=_SUBJECT_CACHE_SIZE)(normalize_subject),
+                reference_extractor(project.settings.reference_pattern),
+                Window(project.match_window_before, project.match_window_after),
+                recipients,
+            )
+            _match_pass(database, writer_session, project, rules, summary, progress=progress)
             added_only = scope is PassScope.ADDED
             store_states = update_open_states if added_only else update_states
             summary.state_changes = store_states(writer_session, project, as_of, now)
