@@ -1,7 +1,7 @@
 """Code shared by the benchmarks: scale, machine and version facts, RESULTS.md, databases.
 
 Every benchmark prints a Markdown section and replaces its own section of benchmarks/RESULTS.md,
-so the file always holds the latest run of each benchmark next to the machine it ran on.
+so the file always contains the latest run of each benchmark next to the machine it ran on.
 ``BENCH_SCALE`` (a factor, default 1) shrinks every size for a quick run; a section written at a
 scale below 1 says so in its heading.
 """
@@ -49,7 +49,7 @@ on a machine shared with other work they vary by tens of percent between runs.
 
 
 def scale() -> float:
-    """The factor from ``BENCH_SCALE`` that every size is multiplied by (default 1)."""
+    """Return the factor from ``BENCH_SCALE`` that every size is multiplied by (default 1)."""
     text = os.environ.get("BENCH_SCALE", "1")
     try:
         factor = float(text)
@@ -117,14 +117,14 @@ def versions() -> str:
 
 
 def section_heading(title: str) -> str:
-    """The heading of a RESULTS.md section, with the time and the scale when below 1."""
+    """Return the heading of a RESULTS.md section, with the time, and the scale when below 1."""
     factor = scale()
     note = "" if factor == 1 else f" (BENCH_SCALE={factor:g}: sizes reduced)"
     return f"## {title}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC{note}"
 
 
 def environment_lines() -> list[str]:
-    """The machine and versions lines every section starts with."""
+    """Return the machine and versions lines that every section starts with."""
     return [f"- Machine: {machine()}", f"- Versions: {versions()}"]
 
 
@@ -158,7 +158,7 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def median_seconds(action: Callable[[], object], runs: int) -> float:
-    """The median wall time of ``runs`` calls of ``action``."""
+    """Return the median wall time of ``runs`` calls of ``action``."""
     return statistics.median(timed(action)[0] for _ in range(runs))
 
 
@@ -222,7 +222,7 @@ class ChildRun:
 
 
 def _tree_rss_kb(root: int) -> int:
-    """The summed VmRSS of ``root`` and every descendant, read from /proc."""
+    """Return the summed VmRSS of ``root`` and every descendant, read from /proc, in KiB."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():

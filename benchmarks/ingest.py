@@ -142,7 +142,7 @@ timeout = "60s"
 
 
 def poll_command(config: Path) -> list[str]:
-    """The ``acuse poll --no-reconcile`` command line for the configuration ``config``."""
+    """Return the ``acuse poll --no-reconcile`` command line for the configuration ``config``."""
     return [
         sys.executable,
         "-m",

@@ -1,6 +1,6 @@
 """Memory benchmark: peak RSS of a first poll of a mailbox with 100,000 messages.
 
-Method: one Dovecot user whose INBOX holds N distinct provider notices (service rejections
+Method: one Dovecot user whose INBOX contains N distinct provider notices (service rejections
 without a PDF, from the test factory), polled once by ``acuse poll --no-reconcile`` in a child
 process with a new database and archive. Notices keep the mailbox quick to build and to read,
 so the run measures what grows with the mailbox (the UID list, batches, the ledger) rather than

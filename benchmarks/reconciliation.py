@@ -234,7 +234,7 @@ def measure(engine: str, url_factory: AbstractContextManager[str], count: int) -
 
 
 def run(sizes: list[int], postgres: bool) -> tuple[list[Figures], list[str]]:
-    """Measure every size on SQLite and, unless told not to, PostgreSQL.
+    """Measure every size on SQLite and, when ``postgres`` is true, on PostgreSQL.
 
     A PostgreSQL run that fails is reported as a note instead of stopping the benchmark. The
     section in RESULTS.md is rewritten after each measurement, so a long run that is stopped
