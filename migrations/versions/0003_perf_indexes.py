@@ -6,8 +6,9 @@ Create Date: 2026-12-05
 
 The (project, id) and (project, read_at) indexes let a reconciliation pass read the highest
 send and evidence id and the latest message reading of a project without scanning its rows.
-``reconcile_run.inputs`` stores the digest that a pass compares to skip matching when nothing
-changed.
+``reconcile_run.inputs`` stores what the pass read (counts and highest ids of sends, evidence
+and messages, the latest reading, a digest of the rules), which the next pass compares to
+skip matching, or to match only the recipients of added rows.
 """
 
 from collections.abc import Sequence
