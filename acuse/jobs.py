@@ -255,7 +255,13 @@ def alerts_fingerprint(settings: Settings) -> str:
 
 
 def evaluate_alerts_job(services: DaemonServices, settings: Settings, run: JobRun) -> None:
-    """Raise, remind and resolve alerts, and queue the digests that are due."""
+    """Reconcile every project, then raise, remind and resolve alerts and queue due digests.
+
+    The reconciliation first links sends that a send-log import added since the last pass, so
+    their stored evidence is seen and they are not alerted as missing by mistake.
+    """
+    for project in project_views(settings):
+        services.reconcile(project)
     now = utcnow()
     evaluate_alerts(services.database, settings, now)
     evaluate_digests(services.database, settings, now)

@@ -13,7 +13,7 @@ from tests.daemon_process import (
 )
 from tests.dovecot import DovecotServer, MailUser
 from tests.smtp_server import SmtpServer
-from tests.test_daemon_run import SEND_LOG_EXTRA, watched_send_log
+from tests.test_daemon_run import stored_count, watched_send_log
 
 MANAGER = "cartera@constructora.example"
 
@@ -38,9 +38,12 @@ retry_first = "1s"
 def test_daemon_emails_missing_certifications(
     tmp_path: Path, dovecot: DovecotServer, mail_user: MailUser, smtp_server: SmtpServer
 ) -> None:
-    watched_send_log(tmp_path)
+    (tmp_path / "envios").mkdir()
     dovecot.append(mail_user, "INBOX", [sample("03-entrega-fallida-1051.eml")])
-    extra = f'managers = ["{MANAGER}"]\nlocale = "en"\n' + SEND_LOG_EXTRA
+    extra = (
+        f'managers = ["{MANAGER}"]\nlocale = "en"\n'
+        '[projects.send_log]\npath = "envios/*.csv"\ninterval = "1s"\n'
+    )
     config = write_config(
         tmp_path,
         project_toml("TDP2", dovecot_mailbox(dovecot, mail_user), extra),
@@ -48,6 +51,10 @@ def test_daemon_emails_missing_certifications(
     )
 
     with running_daemon(config, tmp_path) as daemon:
+        # The send log appears once the evidence is stored, so the failed delivery of 1051 is
+        # never judged missing first, whatever order the jobs run in.
+        wait_until(lambda: stored_count(daemon.database, "TDP2") == 1, what="evidence stored")
+        watched_send_log(tmp_path, make_folder=False)
         wait_until(lambda: len(smtp_server.messages) >= 3, what="alert emails")
         # Two more evaluation turns must not send the same alerts again.
         time.sleep(5)

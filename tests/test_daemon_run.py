@@ -50,9 +50,10 @@ def stored_at(database: Path, project: str) -> datetime:
     return datetime.fromisoformat(rows[0][0]).replace(tzinfo=UTC)
 
 
-def watched_send_log(root: Path) -> None:
+def watched_send_log(root: Path, *, make_folder: bool = True) -> None:
     folder = root / "envios"
-    folder.mkdir()
+    if make_folder:
+        folder.mkdir()
     target = folder / "envios-paco.csv"
     shutil.copy(SAMPLES_DIR / "envios-paco.csv", target)
     # An export written a minute ago has settled; a fresh one waits for the next turn.
