@@ -20,6 +20,7 @@ import pytest
 
 from config.alert_settings import AlertKind
 from config.settings import Settings, project_view
+from reconcile.alert_examples import example_details
 from reconcile.alert_models import AlertEvent
 from reconcile.alert_render import (
     DaySummary,
@@ -399,3 +400,24 @@ def test_quarantine_reason_names_code(make_settings: Callable[..., Settings]) ->
 
     assert "PDF ilegible: el PDF está dañado" in email.text
     assert "unreadable_pdf" not in email.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "own", "foreign"),
+    [
+        (AlertKind.DELIVERY_FAILED, "User unknown", "Saldo insuficiente"),
+        (AlertKind.CERTIFICATION_REJECTED, "Saldo insuficiente", "User unknown"),
+        (AlertKind.CERTIFICATION_MISSING, "", "LLD-EJEMPLO"),
+    ],
+)
+def test_example_reason_fits_its_kind(
+    kind: AlertKind, own: str, foreign: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = settings_for(make_settings, "en")
+    item = ItemData(kind, AlertEvent.RAISED, example_details(kind, NOW))
+
+    text = render_alert(settings, scope_of(settings, kind), [item], NOW).text
+
+    assert own in text
+    assert foreign not in text
+    assert "User unknown Saldo" not in text
