@@ -371,11 +371,11 @@ def test_state_help_lists_labels(run: Run) -> None:
 
 
 def test_logs_are_text_on_terminal(config: Path) -> None:
+    command = [sys.executable, "-m", "acuse", "--config", str(config), "--log-level", "info"]
     controller, terminal = pty.openpty()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "acuse", "--config", str(config), "--log-level", "info"]
-            + ["reconcile"],
+            [*command, "reconcile"],
             stdout=terminal,
             stderr=subprocess.PIPE,
             text=True,
