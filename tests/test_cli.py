@@ -391,3 +391,24 @@ def test_logs_are_text_on_terminal(config: Path) -> None:
     assert log_lines
     assert not any(line.lstrip().startswith("{") for line in log_lines)
     assert any(" INFO " in line for line in log_lines)
+
+
+def test_preview_as_of_finds_demo_problem(run: Run, loaded: Path) -> None:
+    preview = ("alerts", "preview", "delivery_failed", "--project", "TDP2", "--part", "text")
+
+    outcome = run("--lang", "en", "--config", str(loaded), *preview, "--as-of", DEMO_AS_OF)
+
+    assert outcome.code == 0, outcome.stderr
+    assert "hernan.zuluaga@correo-inexistente.example" in outcome.stdout
+    assert "invented example" not in outcome.stderr
+
+
+def test_preview_names_lookback_when_none(run: Run, loaded: Path) -> None:
+    preview = ("alerts", "preview", "delivery_failed", "--project", "TDP2", "--part", "text")
+
+    outcome = run("--lang", "en", "--config", str(loaded), *preview, "--as-of", "2026-10-01")
+
+    assert outcome.code == 0, outcome.stderr
+    assert "invented example" in outcome.stderr
+    assert "7d ([alerts] lookback)" in outcome.stderr
+    assert "--as-of" in outcome.stderr
