@@ -171,6 +171,7 @@ def preview(
     project_code: str,
     event: AlertEvent,
     part: str,
+    *,
     as_of: str | None = None,
 ) -> None:
     """Render the email of ``kind`` for the project's problems, without sending it.
@@ -327,9 +328,9 @@ def register(cli: click.Group) -> None:
     @as_of_option()
     @click.pass_obj
     def preview_command(
-        app: AppContext, kind: str, project_code: str, event: str, part: str, as_of: str | None
+        app: AppContext, *, kind: str, project_code: str, event: str, part: str, as_of: str | None
     ) -> None:
-        preview(app, AlertKind(kind), project_code, AlertEvent(event), part, as_of)
+        preview(app, AlertKind(kind), project_code, AlertEvent(event), part, as_of=as_of)
 
     @alerts_group.command(
         "test", help=_("Send a test email to the project's managers through the outbox.")
