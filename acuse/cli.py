@@ -138,7 +138,7 @@ class AcuseGroup(click.Group):
 
 
 def _person_watching() -> bool:
-    """Whether a command's output reaches a terminal, on standard output or standard error.
+    """Return whether the command's output reaches a terminal, on standard output or error.
 
     A person then reads the log lines too, so they are text; JSON lines are for a command
     whose output only reaches files, pipes or the journal. Logs always go to standard error,

@@ -168,7 +168,7 @@ def print_sends(
 def _no_sends_line(
     states: frozenset[SendState] | None, exclude: frozenset[SendState] | None
 ) -> str:
-    """The line a table prints instead of an empty listing of sends."""
+    """Word the line that a table prints instead of an empty listing of sends."""
     if states:
         labels = ", ".join(state_label(state) for state in SendState if state in states)
         return _("No sends in the state {states}.").format(states=labels)

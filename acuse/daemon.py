@@ -65,7 +65,7 @@ SIGNAL_CHECK_SECONDS = 0.5
 
 @dataclass
 class JobChanges:
-    """How a start or reload changed the scheduled jobs, counted by job."""
+    """Counts of the jobs that a start or reload added, rescheduled, updated, kept or removed."""
 
     added: int = 0
     rescheduled: int = 0

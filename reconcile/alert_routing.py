@@ -135,7 +135,7 @@ def next_digest_time(settings: Settings, project: ProjectView, now: datetime) ->
 
 
 def alert_recipients(settings: Settings) -> set[str]:
-    """Every address that some enabled alert kind or digest of the configuration emails."""
+    """Collect every address that an enabled alert kind or digest of the configuration emails."""
     recipients: set[str] = set()
     scopes: list[ProjectView | None] = [None, *project_views(settings)]
     for project in scopes:

@@ -1,4 +1,4 @@
-"""Secret files: where a bare name is looked up, and what a missing file's error tells."""
+"""Secret files: where a bare name is looked up, and the error for a missing file."""
 
 from pathlib import Path
 
