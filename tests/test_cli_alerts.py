@@ -194,10 +194,14 @@ def test_check_config_reaches_smtp(config: Path, smtp_server: SmtpServer) -> Non
     assert "logged in as" not in result.stdout
 
 
-def test_check_config_warns_without_smtp(config: Path) -> None:
+def remove_smtp(config: Path) -> None:
     text = config.read_text(encoding="utf-8")
     start = text.index("[smtp]")
     config.write_text(text[:start] + text[text.index("[alerts]") :], encoding="utf-8")
+
+
+def test_check_config_warns_without_smtp(config: Path) -> None:
+    remove_smtp(config)
 
     result = run_acuse(config, "--lang", "en", "check-config")
 
@@ -207,9 +211,7 @@ def test_check_config_warns_without_smtp(config: Path) -> None:
 
 
 def test_status_warns_without_smtp(config: Path) -> None:
-    text = config.read_text(encoding="utf-8")
-    start = text.index("[smtp]")
-    config.write_text(text[:start] + text[text.index("[alerts]") :], encoding="utf-8")
+    remove_smtp(config)
 
     result = run_acuse(config, "--lang", "en", "status")
 
