@@ -9,9 +9,10 @@ abort, or when the scheduler stops dispatching, so systemd restarts the process.
 
 Signals: SIGTERM and SIGINT stop new runs, let running ones finish their current batch within
 STOP_GRACE, abort what remains, and exit 0. Every batch commits with its cursor, so an
-interrupted poll leaves nothing half-written. SIGHUP reloads the configuration: jobs of added,
-removed and changed projects are added, removed and replaced; an invalid file is logged and the
-running configuration stays.
+interrupted poll leaves nothing half-written. SIGHUP reloads the configuration: jobs of added
+and removed projects are added and removed, a job whose trigger changed is rescheduled, and a
+job whose other settings changed keeps its schedule. An invalid file is logged and the running
+configuration stays.
 """
 
 import logging
