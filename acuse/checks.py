@@ -26,6 +26,7 @@ from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
 from monitor.oauth2_flows import flow_for_mailbox
 from reconcile.alert_delivery import smtp_password
+from reconcile.alert_routing import missing_smtp_warning
 from reconcile.smtp_transport import SmtpTransport
 
 EXIT_USAGE = 2
@@ -41,6 +42,11 @@ class _Tally:
 def _report(ok: bool, text: str) -> None:
     mark = "✓" if ok else "✗"
     click.echo(f"{mark} {text}", err=not ok)
+
+
+def _warn(text: str) -> None:
+    """Print a finding that does not fail the check, such as alerts with no way out."""
+    click.echo(f"! {text}", err=True)
 
 
 def _run(
@@ -159,9 +165,14 @@ def _check_smtp_live(settings: Settings) -> str:
     assert smtp is not None
     with SmtpTransport(smtp, smtp_password(settings)):
         pass
-    return _("Connected to the SMTP server {host}:{port} and logged in, sending nothing.").format(
-        host=smtp.host, port=smtp.effective_port
-    )
+    if smtp.username is None:
+        return _(
+            "Connected to the SMTP server {host}:{port} without logging in, because no username "
+            "is set; nothing was sent."
+        ).format(host=smtp.host, port=smtp.effective_port)
+    return _(
+        "Connected to the SMTP server {host}:{port} and logged in as {username}; nothing was sent."
+    ).format(host=smtp.host, port=smtp.effective_port, username=smtp.username)
 
 
 def _check_oauth2_live(tally: _Tally, settings: Settings, project: ProjectView) -> None:
@@ -261,6 +272,9 @@ def check_configuration(app: AppContext, live: bool) -> None:
         elif live:
             _run(tally, True, partial(_check_mailbox_live, settings, project))
 
+    smtp_warning = missing_smtp_warning(settings)
+    if smtp_warning is not None:
+        _warn(smtp_warning)
     if settings.smtp is not None:
         _run(tally, False, partial(_check_smtp_secret, settings))
         if live:

@@ -137,6 +137,16 @@ class AcuseGroup(click.Group):
             )
 
 
+def _person_watching() -> bool:
+    """Return whether the command's output reaches a terminal, on standard output or error.
+
+    A person then reads the log lines too, so they are text; JSON lines are for a command
+    whose output only reaches files, pipes or the journal. Logs always go to standard error,
+    apart from the command's output on standard output.
+    """
+    return sys.stdout.isatty() or sys.stderr.isatty()
+
+
 def fail(message: str, code: int) -> NoReturn:
     """Print ``message`` as one error line and exit with ``code``."""
     click.echo(_("Error: {message}").format(message=message), err=True)
@@ -190,7 +200,8 @@ def build_cli() -> click.Group:
         if lang is not None:
             _check_lang(lang)
         daemon = ctx.invoked_subcommand == "run"
-        configure_logging(log_level or ("info" if daemon else "warning"))
+        level = log_level or ("info" if daemon else "warning")
+        configure_logging(level, json_lines=None if daemon else not _person_watching())
         ctx.obj = AppContext(config_path)
         ctx.call_on_close(ctx.obj.close)
 

@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
-from acuse.cli_queries import format_option
+from acuse.cli_queries import as_of_option, format_option
 from acuse.context import AppContext
 from acuse.labels import format_count, format_time
 from acuse.output import Column, OutputFormat, write_rows
 from config.alert_settings import AlertKind
 from config.database import utcnow
+from config.durations import format_duration
 from config.errors import ConfigError
 from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView, Settings, project_view
@@ -165,11 +166,21 @@ def send_now(app: AppContext) -> None:
 
 
 def preview(
-    app: AppContext, kind: AlertKind, project_code: str, event: AlertEvent, part: str
+    app: AppContext,
+    kind: AlertKind,
+    project_code: str,
+    event: AlertEvent,
+    part: str,
+    *,
+    as_of: str | None = None,
 ) -> None:
-    """Render the email of ``kind`` for the project's current problems, without sending it."""
+    """Render the email of ``kind`` for the project's problems, without sending it.
+
+    The problems are judged at ``as_of`` (ISO 8601, default now), with the ``[alerts] lookback``
+    period counted back from it, as the daemon would have judged them at that time.
+    """
     settings = app.settings
-    now = utcnow()
+    now = app.parse_as_of(as_of) or utcnow()
     project: ProjectView = project_view(settings, project_code)
     if kind is AlertKind.ALERT_DELIVERY_FAILING:
         scope = installation_scope(settings)
@@ -180,8 +191,15 @@ def preview(
     if not details:
         click.echo(
             _(
-                "{project} has no current problem of kind {kind}; showing an invented example."
-            ).format(project=project.code, kind=kind.value),
+                "{project} has no problem of kind {kind} at {time} among the sends of the "
+                "last {lookback} ([alerts] lookback); showing an invented example. Use --as-of "
+                "to judge at another time."
+            ).format(
+                project=project.code,
+                kind=kind.value,
+                time=format_time(now, project.timezone),
+                lookback=format_duration(settings.alerts.lookback),
+            ),
             err=True,
         )
         details = [example_details(kind, now)]
@@ -307,11 +325,12 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help=_("Which part to print: the subject, a body, the CSV or the whole message."),
     )
+    @as_of_option()
     @click.pass_obj
     def preview_command(
-        app: AppContext, kind: str, project_code: str, event: str, part: str
+        app: AppContext, *, kind: str, project_code: str, event: str, part: str, as_of: str | None
     ) -> None:
-        preview(app, AlertKind(kind), project_code, AlertEvent(event), part)
+        preview(app, AlertKind(kind), project_code, AlertEvent(event), part, as_of=as_of)
 
     @alerts_group.command(
         "test", help=_("Send a test email to the project's managers through the outbox.")

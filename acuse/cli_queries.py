@@ -151,6 +151,9 @@ def print_sends(
     chosen = OutputFormat(options.output_format)
     if chosen is OutputFormat.TABLE:
         pairs = list(views())
+        if not pairs:
+            click.echo(_no_sends_line(states, exclude))
+            return
         records = [send_record(view, project) for view, project in pairs]
         human = [send_row(view, project) for view, project in pairs]
         write_rows(records, send_table_columns(len(projects) > 1), chosen, human_rows=human)
@@ -160,6 +163,18 @@ def print_sends(
 
     if options.fail_on_problems and found_problem:
         sys.exit(EXIT_PROBLEMS)
+
+
+def _no_sends_line(
+    states: frozenset[SendState] | None, exclude: frozenset[SendState] | None
+) -> str:
+    """Word the line that a table prints instead of an empty listing of sends."""
+    if states:
+        labels = ", ".join(state_label(state) for state in SendState if state in states)
+        return _("No sends in the state {states}.").format(states=labels)
+    if exclude:
+        return _("No sends without certification.")
+    return _("No sends. Import a send log with 'acuse import-sends'.")
 
 
 def _orphan_columns() -> list[Column]:
@@ -189,6 +204,15 @@ def _orphan_record(view: OrphanView, project: ProjectView) -> dict[str, Any]:
     }
 
 
+def evidence_time_label(kind: str | None) -> str:
+    """Return the heading of the evidence's time: a delivery, a bounce or a rejection."""
+    labels = {
+        "delivery_failed": _("Bounced"),
+        "rejected": _("Rejected"),
+    }
+    return labels.get(kind or "", _("Delivered"))
+
+
 def print_orphans(app: AppContext, options: QueryOptions) -> None:
     """Print the evidence that matched no send after its deadline."""
     as_of = app.parse_as_of(options.as_of) or utcnow()
@@ -202,7 +226,11 @@ def print_orphans(app: AppContext, options: QueryOptions) -> None:
                 local_time = format_time(view.time, project.timezone)
                 human.append({**record, "kind": evidence_kind_label(view.kind), "time": local_time})
 
-    write_rows(records, _orphan_columns(), OutputFormat(options.output_format), human_rows=human)
+    chosen = OutputFormat(options.output_format)
+    if chosen is OutputFormat.TABLE and not records:
+        click.echo(_("No orphan evidence."))
+    else:
+        write_rows(records, _orphan_columns(), chosen, human_rows=human)
     if options.fail_on_problems and records:
         sys.exit(EXIT_PROBLEMS)
 
@@ -273,8 +301,10 @@ def print_send(app: AppContext, send_id: int, as_of_text: str | None, output_for
         return
 
     row = send_row(view, project)
+    time_heading = evidence_time_label(evidence[0].kind.value if evidence else None)
     fields: list[tuple[str, Any]] = [
-        (column.heading, row.get(column.key)) for column in send_columns()
+        (time_heading if column.key == "delivered_at" else column.heading, row.get(column.key))
+        for column in send_columns()
     ]
     fields.insert(3, (_("Notification"), view.notification_type))
     fields.append((_("Match rule"), match_rule_label(view.match_rule)))

@@ -22,6 +22,7 @@ from monitor.leases import Instance, MailboxLease, instances, mailbox_leases
 from monitor.mailbox_health import load_health
 from monitor.models import MailboxHealth
 from reconcile.alert_queries import OutboxHealth, open_alert_count, outbox_health
+from reconcile.alert_routing import missing_smtp_warning
 from reconcile.models import SendState
 from reconcile.queries import ProjectStatus, project_status
 
@@ -175,6 +176,9 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
     write_rows(records, columns, chosen, human_rows=rows)
     if chosen is OutputFormat.TABLE and outbox.delivery_failing is not None:
         click.echo(_delivery_failing_line(outbox, app.settings), err=True)
+    smtp_warning = missing_smtp_warning(app.settings)
+    if chosen is OutputFormat.TABLE and smtp_warning is not None:
+        click.echo(_("Warning: {warning}").format(warning=smtp_warning), err=True)
 
 
 def print_instances(app: AppContext, output_format: str) -> None:

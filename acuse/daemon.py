@@ -9,9 +9,10 @@ abort, or when the scheduler stops dispatching, so systemd restarts the process.
 
 Signals: SIGTERM and SIGINT stop new runs, let running ones finish their current batch within
 STOP_GRACE, abort what remains, and exit 0. Every batch commits with its cursor, so an
-interrupted poll leaves nothing half-written. SIGHUP reloads the configuration: jobs of added,
-removed and changed projects are added, removed and replaced; an invalid file is logged and the
-running configuration stays.
+interrupted poll leaves nothing half-written. SIGHUP reloads the configuration: jobs of added
+and removed projects are added and removed, a job whose trigger changed is rescheduled, and a
+job whose other settings changed keeps its schedule. An invalid file is logged and the running
+configuration stays.
 """
 
 import logging
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import Path
 from types import FrameType
@@ -49,6 +51,7 @@ from config.errors import AcuseError
 from config.i18n import _, ngettext
 from config.settings import Settings, load_settings
 from monitor.archive import Archive
+from reconcile.alert_routing import alert_recipients, missing_smtp_warning
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,17 @@ STOP_GRACE = timedelta(seconds=20)
 ABORT_GRACE = timedelta(seconds=5)
 MIN_WORKERS = 16
 SIGNAL_CHECK_SECONDS = 0.5
+
+
+@dataclass
+class JobChanges:
+    """Counts of the jobs that a start or reload added, rescheduled, updated, kept or removed."""
+
+    added: int = 0
+    rescheduled: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
 
 
 class Daemon:
@@ -143,6 +157,7 @@ class Daemon:
                 "instance": instance.instance_id,
             },
         )
+        _warn_missing_smtp(settings)
         self.notifier.ready(
             ngettext("Started with {count} job.", "Started with {count} jobs.", len(specs)).format(
                 count=format_count(len(specs))
@@ -177,10 +192,18 @@ class Daemon:
             return False
 
         self._warn_restart_needed(self.settings, settings)
-        added, replaced, removed = self._apply_jobs(specs, settings)
+        _warn_missing_smtp(settings)
+        changes = self._apply_jobs(specs, settings)
         log.info(
             "configuration reloaded",
-            extra={"added": added, "replaced": replaced, "removed": removed, "jobs": len(specs)},
+            extra={
+                "added": changes.added,
+                "rescheduled": changes.rescheduled,
+                "updated": changes.updated,
+                "unchanged": changes.unchanged,
+                "removed": changes.removed,
+                "jobs": len(specs),
+            },
         )
         self.notifier.ready(self._board.summary())
         return True
@@ -250,8 +273,12 @@ class Daemon:
             },
         )
 
-    def _apply_jobs(self, specs: list[JobSpec], settings: Settings) -> tuple[int, int, int]:
-        """Make the scheduled jobs match ``specs``; return the counts added, replaced, removed."""
+    def _apply_jobs(self, specs: list[JobSpec], settings: Settings) -> JobChanges:
+        """Make the scheduled jobs match ``specs`` and count what changed.
+
+        A job whose trigger changed is replaced and runs at once. A job whose settings changed
+        but whose trigger did not gets its new arguments and keeps its next run time.
+        """
         assert self.scheduler is not None
         assert self.runner is not None
         assert self.services is not None
@@ -262,17 +289,22 @@ class Daemon:
             self.runner.forget(job_id)
             del self._jobs[job_id]
 
-        added = replaced = 0
+        changes = JobChanges(removed=len(removed))
         now = self._clock()
         for spec in specs:
             current = self._jobs.get(spec.id)
             if current is not None and current.fingerprint == spec.fingerprint:
+                changes.unchanged += 1
                 continue
-            if current is None:
-                added += 1
+            if current is not None and current.schedule == spec.schedule:
+                changes.updated += 1
+                self.scheduler.modify_job(spec.id, args=(spec,))
             else:
-                replaced += 1
-            self.scheduler.add_job(**job_options(spec, self.runner, now))
+                if current is None:
+                    changes.added += 1
+                else:
+                    changes.rescheduled += 1
+                self.scheduler.add_job(**job_options(spec, self.runner, now))
             self._jobs[spec.id] = spec
 
         self.settings = settings
@@ -285,7 +317,7 @@ class Daemon:
                 "more jobs than worker threads; restart acuse to enlarge the pool",
                 extra={"jobs": len(specs), "workers": self._workers},
             )
-        return added, replaced, len(removed)
+        return changes
 
     def _add_supervisor(self) -> None:
         assert self.scheduler is not None
@@ -374,6 +406,15 @@ class Daemon:
                     "configuration section changed but applies only after a restart",
                     extra={"section": section},
                 )
+
+
+def _warn_missing_smtp(settings: Settings) -> None:
+    if missing_smtp_warning(settings) is not None:
+        log.warning(
+            "alerts have recipients but no [smtp] section; they stay in the outbox unsent "
+            "until [smtp] is added",
+            extra={"recipients": sorted(alert_recipients(settings))},
+        )
 
 
 def _idle_fingerprints(specs: list[JobSpec], settings: Settings) -> dict[str, str]:

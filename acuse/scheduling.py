@@ -80,6 +80,11 @@ class JobSpec:
     max_backoff: timedelta = DEFAULT_MAX_BACKOFF
     run_at_start: bool = True
 
+    @property
+    def schedule(self) -> str:
+        """The trigger's kind, timing and time zone; a reload reschedules a job when it changes."""
+        return f"{self.trigger} {getattr(self.trigger, 'timezone', '')} {self.run_at_start}"
+
     def log_fields(self) -> dict[str, Any]:
         """Return the identifiers that every log line about this job carries."""
         fields: dict[str, Any] = {"job": self.id}

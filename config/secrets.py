@@ -26,6 +26,33 @@ def secret_path(settings: Settings, name: str) -> Path:
     return settings.resolve_path(candidate)
 
 
+def _not_found_message(settings: Settings, name: str, key: str, path: Path) -> str:
+    """Word a missing secret file; for a bare name, list every folder that was searched."""
+    if Path(name).name != name:
+        return _("Secret file {path} for {key} not found: create it or fix {key}.").format(
+            path=path, key=key
+        )
+    credentials_dir = os.environ.get(CREDENTIALS_ENV)
+    config_path = settings.resolve_path(name)
+    if credentials_dir:
+        return _(
+            "Secret file {name} for {key} not found in ${env} ({credentials}) nor in the "
+            "configuration folder ({config}): add a LoadCredential= line for it to the "
+            "service, or create it in one of those folders."
+        ).format(
+            name=name,
+            key=key,
+            env=CREDENTIALS_ENV,
+            credentials=Path(credentials_dir) / name,
+            config=config_path,
+        )
+    return _(
+        "Secret file {name} for {key} not found in the configuration folder ({config}), and "
+        "${env} is not set, so no credentials folder was searched: set {env} to the folder "
+        "that contains {name} (systemd sets it from LoadCredential=), or create {config}."
+    ).format(name=name, key=key, env=CREDENTIALS_ENV, config=config_path)
+
+
 def read_secret(settings: Settings, name: str, key: str) -> str:
     """Read the secret file ``name`` named by the setting ``key``, without its final newline.
 
@@ -35,10 +62,7 @@ def read_secret(settings: Settings, name: str, key: str) -> str:
     try:
         value = path.read_text(encoding="utf-8").rstrip("\r\n")
     except FileNotFoundError as exc:
-        message = _("Secret file {path} for {key} not found: create it or fix {key}.").format(
-            path=path, key=key
-        )
-        raise SecretError(message, key=key) from exc
+        raise SecretError(_not_found_message(settings, name, key, path), key=key) from exc
     except (OSError, UnicodeDecodeError) as exc:
         message = _("Cannot read secret file {path} for {key}: {error}.").format(
             path=path, key=key, error=exc

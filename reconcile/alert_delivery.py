@@ -217,7 +217,8 @@ def _render_message(
         summary = day_summary(
             session, settings, message.project, (period_start, message.send_after)
         )
-        return render_digest(settings, scope, items, summary, (period_start, message.send_after))
+        period = (period_start, message.send_after)
+        return render_digest(settings, scope, items, summary, period, now=now)
     return render_alert(settings, scope, items, now)
 
 

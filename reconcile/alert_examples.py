@@ -19,18 +19,42 @@ def example_details(kind: AlertKind, now: datetime) -> dict[str, Any]:
         "subject": "Estado de cuenta negocio 1075",
         "sent_at": sent.isoformat(),
         "deadline": (sent + timedelta(hours=6)).isoformat(),
+        "certificate_id": None,
+        "delivered_at": None,
+        "smtp_code": None,
+        "smtp_detail": None,
+        "evidence_reason": None,
+        "trust_reasons": None,
+    }
+    evidence = {
         "certificate_id": "LLD-EJEMPLO-000001",
         "delivered_at": (sent + timedelta(seconds=7)).isoformat(),
-        "smtp_code": "550",
-        "smtp_detail": "550 5.1.1 <fabio.londono@correo.example>: User unknown",
-        "evidence_reason": "Saldo insuficiente para certificar el envío.",
     }
+    # Each kind carries only the facts its own evidence has: a bounce has an SMTP reply, a
+    # rejection has Lleida.net's reason, unverified evidence its failed checks, and a missing
+    # send has no evidence at all.
     examples: dict[AlertKind, dict[str, Any]] = {
         AlertKind.CERTIFICATION_MISSING: {**send, "state": "missing"},
-        AlertKind.DELIVERY_FAILED: {**send, "state": "delivery_failed"},
-        AlertKind.CERTIFICATION_REJECTED: {**send, "state": "rejected", "smtp_code": None},
+        AlertKind.DELIVERY_FAILED: {
+            **send,
+            **evidence,
+            "state": "delivery_failed",
+            "smtp_code": "550",
+            "smtp_detail": "550 5.1.1 <fabio.londono@correo.example>: User unknown",
+        },
+        AlertKind.CERTIFICATION_REJECTED: {
+            **send,
+            **evidence,
+            "state": "rejected",
+            "evidence_reason": "Saldo insuficiente para certificar el envío.",
+        },
         AlertKind.NOT_COPIED: {**send, "state": "not_copied"},
-        AlertKind.EVIDENCE_UNVERIFIED: {**send, "state": "unverified"},
+        AlertKind.EVIDENCE_UNVERIFIED: {
+            **send,
+            **evidence,
+            "state": "unverified",
+            "trust_reasons": "DKIM: the message has no DKIM signature",
+        },
         AlertKind.ORPHAN_EVIDENCE: {
             "evidence_id": 0,
             "kind": "delivered",

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from config.alert_settings import AlertMode
 from config.settings import ProjectView, Settings
+from monitor.models import StoredMessage
 from reconcile.alert_models import (
     Alert,
     AlertEvent,
@@ -32,6 +33,7 @@ from reconcile.alert_routing import (
     latest_digest_time,
     next_digest_time,
 )
+from reconcile.models import Send
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +181,16 @@ def digest_message(
 def ensure_digest(
     session: Session, settings: Settings, project: ProjectView, at: datetime, now: datetime
 ) -> bool:
-    """Make sure the project's managers' digest for ``at`` exists; return whether it was added."""
+    """Make sure the project's managers' digest for ``at`` exists; return whether it was added.
+
+    No digest is made for a moment before the project's first recorded activity, because its
+    whole period would precede acuse and every count would be zero.
+    """
     recipients = digest_recipients(settings, project)
     if not recipients:
+        return False
+    first = first_activity(session, project.code)
+    if first is None or first >= at:
         return False
     group_key = digest_group_key(project.code, at, recipients)
     exists = session.execute(
@@ -191,6 +200,20 @@ def ensure_digest(
         return False
     digest_message(session, settings, project, recipients, now, at=at)
     return True
+
+
+def first_activity(session: Session, code: str) -> datetime | None:
+    """When acuse first recorded anything for project ``code``: a send, a message or an alert."""
+    firsts = [
+        session.execute(select(func.min(column)).where(owner == code)).scalar_one()
+        for column, owner in (
+            (col(Send.imported_at), col(Send.project)),
+            (col(StoredMessage.stored_at), col(StoredMessage.project)),
+            (col(Alert.opened_at), col(Alert.project)),
+        )
+    ]
+    known: list[datetime] = [first for first in firsts if first is not None]
+    return min(known, default=None)
 
 
 def queue_test_email(

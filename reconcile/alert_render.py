@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import EmailPolicy
 from email.utils import format_datetime as email_date
 from functools import cache
 from pathlib import Path
@@ -225,8 +225,13 @@ def render_digest(
     items: Sequence[ItemData],
     summary: DaySummary,
     period: tuple[datetime, datetime],
+    *,
+    now: datetime,
 ) -> RenderedEmail:
-    """Render the daily digest: the summary of the period, then its alerts by event and kind."""
+    """Render the daily digest: the summary of the period, then its alerts by event and kind.
+
+    ``now`` is the moment of rendering, which the footer shows as the time it was sent.
+    """
     formatter = RowFormatter(scope, translation(scope.locale))
     gettext = formatter.gettext
     sections = []
@@ -253,7 +258,7 @@ def render_digest(
         "period_end": formatter.time(period[1]),
         "figures": [(label, formatter.count(value)) for label, value in figures],
         "sections": sections,
-        "generated_at": formatter.time(period[1]),
+        "generated_at": formatter.time(now),
     }
     name = f"acuse-{scope.code}-digest-{period[1].astimezone(scope.timezone):%Y%m%d}.csv"
     return RenderedEmail(
@@ -307,6 +312,47 @@ def _csv_bytes(scope: AlertScope, sections: Sequence[_Section]) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
+class _HeaderPolicy(EmailPolicy):
+    """The SMTP policy, refolding the headers that Python 3.11 folds with an empty first line.
+
+    Python's folder moves the whole value to a continuation line when it cannot break it,
+    which happens for a subject that starts with ``[acuse]`` or a long Message-ID, and some
+    mail clients then show an empty header. Such a header is refolded at its spaces, and a
+    word longer than a line stays whole: RFC 5322 allows lines of up to 998 characters.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        folded: str = super().fold(name, value)
+        if not folded.startswith(f"{name}:{self.linesep} "):
+            return folded
+        return _refold(folded, self.linesep, self.max_line_length or 78)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        folded: bytes = super().fold_binary(name, value)
+        if not folded.startswith(f"{name}:{self.linesep} ".encode("ascii")):
+            return folded
+        text = folded.decode("ascii", "surrogateescape")
+        refolded = _refold(text, self.linesep, self.max_line_length or 78)
+        return refolded.encode("ascii", "surrogateescape")
+
+
+def _refold(folded: str, linesep: str, limit: int) -> str:
+    """Unfold a folded header, then fold it again at spaces into lines of ``limit`` at most."""
+    words = folded.replace(linesep + " ", " ").removesuffix(linesep).split(" ")
+    lines = [words[0]]
+    for word in words[1:]:
+        # An empty word is a run of spaces, kept on its line so that no line is blank.
+        fits = len(lines[-1]) + 1 + len(word) <= limit
+        if not word or lines[-1] == words[0] or fits:
+            lines[-1] += " " + word
+        else:
+            lines.append(" " + word)
+    return linesep.join(lines) + linesep
+
+
+SMTP_POLICY = _HeaderPolicy(linesep="\r\n")
+
+
 def build_message(
     rendered: RenderedEmail,
     sender: str,
@@ -315,7 +361,7 @@ def build_message(
     date: datetime,
 ) -> bytes:
     """Wrap a rendered email in MIME: text and HTML alternatives, then the CSV attachment."""
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Subject"] = rendered.subject

@@ -11,6 +11,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from config.alert_settings import AlertKind, AlertKindSettings, AlertMode
+from config.i18n import _
 from config.settings import ProjectView, Settings, project_views
 from reconcile.alert_models import INSTALLATION
 
@@ -131,3 +132,35 @@ def next_digest_time(settings: Settings, project: ProjectView, now: datetime) ->
     latest = latest_digest_time(settings, project, now)
     at = digest_time_of_day(settings, project)
     return datetime.combine(latest.date() + timedelta(days=1), at, tzinfo=project.timezone)
+
+
+def alert_recipients(settings: Settings) -> set[str]:
+    """Collect every address that an enabled alert kind or digest of the configuration emails."""
+    recipients: set[str] = set()
+    scopes: list[ProjectView | None] = [None, *project_views(settings)]
+    for project in scopes:
+        for kind in AlertKind:
+            route = kind_route(settings, project, kind)
+            if route.enabled:
+                recipients.update(route.recipients)
+    for project in project_views(settings):
+        if project.settings.alerts.enabled and project.settings.alerts.digest:
+            recipients.update(digest_recipients(settings, project))
+    return recipients
+
+
+def missing_smtp_warning(settings: Settings) -> str | None:
+    """Word the warning for alerts that have recipients but no SMTP server to go through.
+
+    Returns None when ``[smtp]`` is set or when no alert has a recipient. Alerts are still
+    queued without ``[smtp]``, so they go out once it is added.
+    """
+    if settings.smtp is not None:
+        return None
+    recipients = alert_recipients(settings)
+    if not recipients:
+        return None
+    return _(
+        "No [smtp] section: alert emails to {recipients} are queued in the outbox but never "
+        "sent. Add an [smtp] section (see docs/alerts.md) to send them."
+    ).format(recipients=", ".join(sorted(recipients)))

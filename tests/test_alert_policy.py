@@ -356,9 +356,13 @@ def test_digest_mode_kind_waits_for_digest(
 
 
 def test_daily_digest_is_queued_once(
-    make_settings: Callable[..., Settings], database: Database, clock: FrozenDateTimeFactory
+    make_settings: Callable[..., Settings],
+    database: Database,
+    clock: FrozenDateTimeFactory,
+    tmp_path: Path,
 ) -> None:
     settings = scenario_settings(make_settings, None, project_alerts={"digest": True})
+    import_sends(database, settings, tmp_path, [spec(1)], SENT)
 
     first = evaluate_digests(database, settings, local(2026, 11, 4, 7, 0))
     again = evaluate_digests(database, settings, local(2026, 11, 4, 18, 0))
@@ -371,6 +375,26 @@ def test_daily_digest_is_queued_once(
         local(2026, 11, 4, 7, 0),
         local(2026, 11, 5, 7, 0),
     ]
+
+
+def test_no_digest_before_first_activity(
+    make_settings: Callable[..., Settings],
+    database: Database,
+    clock: FrozenDateTimeFactory,
+    tmp_path: Path,
+) -> None:
+    settings = scenario_settings(make_settings, None, project_alerts={"digest": True})
+
+    empty = evaluate_digests(database, settings, local(2026, 11, 4, 7, 0))
+    clock.move_to(local(2026, 11, 4, 19, 35))
+    import_sends(database, settings, tmp_path, [spec(1)], local(2026, 11, 4, 19, 35))
+    first_start = evaluate_digests(database, settings, local(2026, 11, 4, 19, 35))
+    next_day = evaluate_digests(database, settings, local(2026, 11, 5, 7, 0))
+
+    assert empty.digests == 0
+    assert first_start.digests == 0
+    assert next_day.digests == 1
+    assert [row.send_after for row in outbox(database)] == [local(2026, 11, 5, 7, 0)]
 
 
 def test_digest_summarises_the_day(

@@ -9,6 +9,7 @@ The exact Spanish subject is checked once the catalog contains it.
 import csv
 import io
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ import pytest
 
 from config.alert_settings import AlertKind
 from config.settings import Settings, project_view
+from reconcile.alert_examples import example_details
 from reconcile.alert_models import AlertEvent
 from reconcile.alert_render import (
     DaySummary,
@@ -275,7 +277,11 @@ def test_digest_rendering(locale: str, make_settings: Callable[..., Settings]) -
     ]
     period = (datetime(2026, 11, 3, 12, tzinfo=UTC), datetime(2026, 11, 4, 12, tzinfo=UTC))
 
-    email = render_digest(settings, scope, items, DaySummary(sends=1234, certified=1200), period)
+    rendered_at = datetime(2026, 11, 5, 0, 35, tzinfo=UTC)
+
+    email = render_digest(
+        settings, scope, items, DaySummary(sends=1234, certified=1200), period, now=rendered_at
+    )
 
     assert ("1.234" if locale == "es_CO" else "1,234") in email.text
     expected_date = "4 de noviembre de 2026" if locale == "es_CO" else "November 4, 2026"
@@ -286,6 +292,8 @@ def test_digest_rendering(locale: str, make_settings: Callable[..., Settings]) -
     assert "Hernán Zuluaga Peñaloza" in email.html
     assert email.attachment is not None
     assert len(csv_rows(email.attachment, locale)) == 3
+    footer = email.text.strip().splitlines()[-1]
+    assert ("04/11/2026 19:35 -05:00" if locale == "es_CO" else "2026-11-04 19:35 -05:00") in footer
 
 
 def test_mime_parts_and_headers(make_settings: Callable[..., Settings]) -> None:
@@ -306,6 +314,30 @@ def test_mime_parts_and_headers(make_settings: Callable[..., Settings]) -> None:
     attachments = list(parsed.iter_attachments())
     assert [part.get_content_type() for part in attachments] == ["text/csv"]
     assert b"\r\n" in raw
+
+
+def test_long_headers_start_on_first_line(make_settings: Callable[..., Settings]) -> None:
+    settings = settings_for(make_settings, "es_CO")
+    item = ItemData(AlertKind.NOT_COPIED, AlertEvent.RAISED, SAMPLES[AlertKind.NOT_COPIED])
+    rendered = render_alert(settings, scope_of(settings, AlertKind.NOT_COPIED), [item], NOW)
+    long_subject = replace(rendered, subject="[acuse]  " + " ".join(["Torres del Parque"] * 6))
+    message_id = "<179643299943.7343.4414231688330394203.acuse.12@constructora.example>"
+
+    raw = build_message(
+        long_subject,
+        "Acuse <alertas@example.co>",
+        ["cartera@constructora.example"],
+        message_id,
+        NOW,
+    )
+
+    headers = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert b"Subject:" not in headers
+    assert b"Message-ID:" not in headers
+    assert all(len(line) <= 78 for line in headers if line.startswith(b"Subject:"))
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == long_subject.subject
+    assert parsed["Message-ID"] == message_id
 
 
 def test_operator_template_overrides_builtin(
@@ -368,3 +400,24 @@ def test_quarantine_reason_names_code(make_settings: Callable[..., Settings]) ->
 
     assert "PDF ilegible: el PDF está dañado" in email.text
     assert "unreadable_pdf" not in email.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "own", "foreign"),
+    [
+        (AlertKind.DELIVERY_FAILED, "User unknown", "Saldo insuficiente"),
+        (AlertKind.CERTIFICATION_REJECTED, "Saldo insuficiente", "User unknown"),
+        (AlertKind.CERTIFICATION_MISSING, "", "LLD-EJEMPLO"),
+    ],
+)
+def test_example_reason_fits_its_kind(
+    kind: AlertKind, own: str, foreign: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = settings_for(make_settings, "en")
+    item = ItemData(kind, AlertEvent.RAISED, example_details(kind, NOW))
+
+    text = render_alert(settings, scope_of(settings, kind), [item], NOW).text
+
+    assert own in text
+    assert foreign not in text
+    assert "User unknown Saldo" not in text

@@ -3,6 +3,10 @@
 import csv
 import io
 import json
+import os
+import pty
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -324,3 +328,87 @@ def test_status_shows_lease_holder(run: Run, config: Path, db_url: str) -> None:
     assert record["lease_expires_at"] is not None
     assert [item["instance"] for item in json.loads(listed.stdout)] == ["acuse-1"]
     assert "host-1" in table.stdout
+
+
+def test_show_names_bounce_time(run: Run, loaded: Path) -> None:
+    outcome = run("--lang", "en", "--config", str(loaded), "show", "4", "--as-of", DEMO_AS_OF)
+
+    assert outcome.code == 0, outcome.stderr
+    headings = [line.split("  ")[0] for line in outcome.stdout.splitlines()]
+    assert "Bounced" in headings
+    assert "Delivered" not in headings
+
+
+def test_show_names_delivery_time(run: Run, loaded: Path) -> None:
+    outcome = run("--lang", "en", "--config", str(loaded), "show", "1", "--as-of", DEMO_AS_OF)
+
+    headings = [line.split("  ")[0] for line in outcome.stdout.splitlines()]
+    assert "Delivered" in headings
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (["sends"], "No sends. Import a send log with 'acuse import-sends'."),
+        (["sends", "--state", "missing"], "No sends in the state not certified."),
+        (["unmatched"], "No sends without certification."),
+        (["orphans"], "No orphan evidence."),
+    ],
+)
+def test_empty_listing_prints_line(run: Run, config: Path, command: list[str], line: str) -> None:
+    outcome = run("--lang", "en", "--config", str(config), *command)
+
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.stdout.strip() == line
+
+
+def test_state_help_lists_labels(run: Run) -> None:
+    outcome = run("--lang", "en", "sends", "--help")
+
+    text = " ".join(outcome.stdout.split())
+    assert "missing (not certified" in text
+    assert "not_copied (Lleida.net not in copy" in text
+
+
+def test_logs_are_text_on_terminal(config: Path) -> None:
+    command = [sys.executable, "-m", "acuse", "--config", str(config), "--log-level", "info"]
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [*command, "reconcile"],
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+    log_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 0, result.stderr
+    assert log_lines
+    assert not any(line.lstrip().startswith("{") for line in log_lines)
+    assert any(" INFO " in line for line in log_lines)
+
+
+def test_preview_as_of_finds_demo_problem(run: Run, loaded: Path) -> None:
+    preview = ("alerts", "preview", "delivery_failed", "--project", "TDP2", "--part", "text")
+
+    outcome = run("--lang", "en", "--config", str(loaded), *preview, "--as-of", DEMO_AS_OF)
+
+    assert outcome.code == 0, outcome.stderr
+    assert "hernan.zuluaga@correo-inexistente.example" in outcome.stdout
+    assert "invented example" not in outcome.stderr
+
+
+def test_preview_names_lookback_when_none(run: Run, loaded: Path) -> None:
+    preview = ("alerts", "preview", "delivery_failed", "--project", "TDP2", "--part", "text")
+
+    outcome = run("--lang", "en", "--config", str(loaded), *preview, "--as-of", "2026-10-01")
+
+    assert outcome.code == 0, outcome.stderr
+    assert "invented example" in outcome.stderr
+    assert "7d ([alerts] lookback)" in outcome.stderr
+    assert "--as-of" in outcome.stderr

@@ -190,6 +190,33 @@ def test_check_config_reaches_smtp(config: Path, smtp_server: SmtpServer) -> Non
 
     assert result.returncode == 0, result.stderr
     assert f"Connected to the SMTP server 127.0.0.1:{smtp_server.port}" in result.stdout
+    assert "without logging in" in result.stdout
+    assert "logged in as" not in result.stdout
+
+
+def remove_smtp(config: Path) -> None:
+    text = config.read_text(encoding="utf-8")
+    start = text.index("[smtp]")
+    config.write_text(text[:start] + text[text.index("[alerts]") :], encoding="utf-8")
+
+
+def test_check_config_warns_without_smtp(config: Path) -> None:
+    remove_smtp(config)
+
+    result = run_acuse(config, "--lang", "en", "check-config")
+
+    assert result.returncode == 0, result.stderr
+    assert "No [smtp] section" in result.stderr
+    assert "cartera@constructora.example" in result.stderr
+
+
+def test_status_warns_without_smtp(config: Path) -> None:
+    remove_smtp(config)
+
+    result = run_acuse(config, "--lang", "en", "status")
+
+    assert result.returncode == 0, result.stderr
+    assert "No [smtp] section" in result.stderr
 
 
 def test_check_config_reports_smtp_down(config: Path, smtp_server: SmtpServer) -> None:

@@ -119,6 +119,51 @@ def test_reload_replaces_changed_only(tmp_path: Path, notify: NotifyListener) ->
     assert after == unchanged
 
 
+def test_reload_keeps_schedule_of_updated_jobs(
+    tmp_path: Path, notify: NotifyListener, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write(tmp_path / "acuse.toml", project("TDP2"))
+    daemon = started(config, notify)
+    try:
+        assert daemon.scheduler is not None
+        before = {job.id: job.next_run_time for job in daemon.scheduler.get_jobs()}
+        changed = BASE.replace("[defaults]", '[defaults]\npoll_interval = "2m"')
+        config.write_text(changed + '[alerts]\ngroup_window = "10m"\n' + project("TDP2"))
+
+        with caplog.at_level("INFO", logger="acuse.daemon"):
+            daemon.reload()
+
+        after = {job.id: job.next_run_time for job in daemon.scheduler.get_jobs()}
+    finally:
+        daemon.stop()
+
+    reloaded = next(r for r in caplog.records if r.getMessage() == "configuration reloaded")
+    assert after["reconcile:TDP2"] == before["reconcile:TDP2"]
+    assert after["alerts:evaluate"] == before["alerts:evaluate"]
+    assert reloaded.__dict__["updated"] == 2
+    assert reloaded.__dict__["rescheduled"] == 0
+    assert reloaded.__dict__["added"] == 0
+
+
+def test_reload_reschedules_changed_trigger(
+    tmp_path: Path, notify: NotifyListener, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write(tmp_path / "acuse.toml", project("TDP2"))
+    daemon = started(config, notify)
+    try:
+        config.write_text(BASE.replace('"1h"', '"2h"') + project("TDP2"), encoding="utf-8")
+
+        with caplog.at_level("INFO", logger="acuse.daemon"):
+            daemon.reload()
+    finally:
+        daemon.stop()
+
+    reloaded = next(r for r in caplog.records if r.getMessage() == "configuration reloaded")
+    assert reloaded.__dict__["rescheduled"] == 1
+    assert reloaded.__dict__["updated"] == 0
+    assert reloaded.__dict__["unchanged"] == reloaded.__dict__["jobs"] - 1
+
+
 def test_invalid_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) -> None:
     config = write(tmp_path / "acuse.toml", project("TDP2"))
     daemon = started(config, notify)
@@ -240,3 +285,17 @@ def test_unwritable_archive_blocks_ready(tmp_path: Path, notify: NotifyListener)
     notify.drain()
     assert notify.count("READY") == 0
     assert daemon.scheduler is None
+
+
+def test_start_warns_without_smtp(
+    tmp_path: Path, notify: NotifyListener, caplog: pytest.LogCaptureFixture
+) -> None:
+    managers = 'managers = ["cartera@constructora.example"]'
+    config = write(tmp_path / "acuse.toml", project("TDP2", managers))
+
+    with caplog.at_level("WARNING", logger="acuse.daemon"):
+        daemon = started(config, notify)
+        daemon.stop()
+
+    warning = next(r for r in caplog.records if "no [smtp] section" in r.getMessage())
+    assert warning.__dict__["recipients"] == ["cartera@constructora.example"]

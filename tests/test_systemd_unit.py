@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from acuse.daemon import ABORT_GRACE, STOP_GRACE
+
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "acuse.service"
+DOCS = UNIT.parent.parent / "docs"
 MAX_EXPOSURE = 2.0
 _EXPOSURE = re.compile(r"Overall exposure level for acuse\.service: (\d+\.\d+)")
 
@@ -73,3 +76,32 @@ def test_unit_is_notify_with_watchdog() -> None:
     assert directives["DynamicUser"] == ["yes"]
     assert directives["StateDirectory"] == ["acuse"]
     assert directives["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+
+
+def test_unit_stop_timeout_covers_shutdown() -> None:
+    stop_bound = STOP_GRACE + ABORT_GRACE
+    timeout = int(unit_directives()["TimeoutStopSec"][0])
+    text = UNIT.read_text(encoding="utf-8")
+
+    assert timeout > stop_bound.total_seconds()
+    assert f"up to {int(STOP_GRACE.total_seconds())} seconds" in text
+    assert f"about {int(stop_bound.total_seconds())} seconds" in text
+    for guide in ("operator-guide.md", "guia-operador.md"):
+        assert f"{int(stop_bound.total_seconds())} s" in (DOCS / guide).read_text(encoding="utf-8")
+
+
+def test_unit_documentation_installed_by_guides() -> None:
+    targets = unit_directives()["Documentation"][0].split()
+
+    assert targets
+    for target in targets:
+        installed = Path(target.removeprefix("file:"))
+        assert installed.parent == Path("/opt/acuse/docs")
+        assert (DOCS / installed.name).is_file()
+        for guide in ("operator-guide.md", "guia-operador.md"):
+            install_lines = [
+                line
+                for line in (DOCS / guide).read_text(encoding="utf-8").splitlines()
+                if line.startswith("sudo install") and str(installed.parent) in line
+            ]
+            assert any(f"docs/{installed.name}" in line for line in install_lines), guide
