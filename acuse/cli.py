@@ -87,6 +87,17 @@ def initial_locale(args: Sequence[str]) -> str:
     return DEFAULT_LOCALE
 
 
+def _check_language(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # main() has already activated a valid --lang; an invalid one is reported here, where click
+    # turns it into a usage error with exit code 2.
+    if value is None:
+        return None
+    try:
+        return normalize_locale(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def _translate_click(locale: str) -> None:
     # click looks its own messages up with gettext.gettext() in the global text domain, which
     # reads the language from the environment; acuse's catalog carries their translations.
@@ -171,6 +182,7 @@ def build_cli() -> click.Group:
     @click.option(
         "--lang",
         metavar=pgettext("metavar", "LANGUAGE"),
+        callback=_check_language,
         help=_("Language of messages and tables: es (default) or en."),
     )
     @click.option(
