@@ -38,7 +38,7 @@ from config.i18n import (
     normalize_locale,
     pgettext,
 )
-from config.logs import configure_logging
+from config.logs import configure_logging, redact
 from config.settings import CONFIG_ENV
 
 log = logging.getLogger("acuse")
@@ -149,8 +149,8 @@ class AcuseGroup(click.Group):
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Print ``message`` as one error line and exit with ``code``."""
-    click.echo(_("Error: {message}").format(message=message), err=True)
+    """Print ``message`` as one error line, registered secrets hidden, and exit with ``code``."""
+    click.echo(_("Error: {message}").format(message=redact(message)), err=True)
     sys.exit(code)
 
 
