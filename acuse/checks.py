@@ -38,7 +38,7 @@ EXIT_RUNTIME = 3
 
 @dataclass(frozen=True)
 class Notice:
-    """A check's result that fails nothing but asks for an action, such as creating a file."""
+    """A check's result that fails nothing but names an action, such as creating a file."""
 
     text: str
 
@@ -147,7 +147,7 @@ def _check_database(settings: Settings) -> str | Notice:
     """Check the database and its schema revision without creating or migrating anything."""
     url = settings.database_url
     state = read_schema_state(url)
-    shown = display_url(url)
+    displayed = display_url(url)
     if state.sqlite_path is not None and not state.exists:
         return _missing_database_file(state.sqlite_path)
     if not state.current:
@@ -156,9 +156,9 @@ def _check_database(settings: Settings) -> str | Notice:
             _(
                 "Database {url} has schema revision {found}, and this acuse uses {needed}: "
                 "run acuse db upgrade (acuse run also upgrades it at start)."
-            ).format(url=shown, found=found, needed=SCHEMA_REVISION)
+            ).format(url=displayed, found=found, needed=SCHEMA_REVISION)
         )
-    return _("Database {url} is reachable and its schema is current.").format(url=shown)
+    return _("Database {url} is reachable and its schema is current.").format(url=displayed)
 
 
 def _missing_database_file(path: Path) -> Notice:

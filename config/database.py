@@ -294,7 +294,7 @@ def read_schema_state(url: str) -> SchemaState:
 
 def _read_only_sqlite_url(url: URL, path: Path) -> URL:
     # mode=ro never writes the database, but SQLite creates its -wal and -shm files when they
-    # are missing. immutable=1 creates nothing; it is safe only while no -wal file holds
+    # are missing. immutable=1 creates nothing, and it is safe only while no -wal file contains
     # changes that are not yet in the database file.
     wal = path.with_name(path.name + "-wal")
     option = "mode=ro" if wal.exists() else "immutable=1"

@@ -31,16 +31,16 @@ def parse_duration(text: str) -> timedelta:
     return duration_from_seconds(seconds, repr(text))
 
 
-def duration_from_seconds(seconds: float, shown: str) -> timedelta:
+def duration_from_seconds(seconds: float, as_written: str) -> timedelta:
     """Convert ``seconds`` to a timedelta; raise ValueError past MAX_DURATION either way or NaN.
 
-    ``shown`` is the value as the user wrote it, for the message. A negative duration passes,
+    ``as_written`` is the value as the user wrote it, for the message. A negative duration passes,
     so that the setting's own range can name the accepted values.
     """
     if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION.total_seconds():
         message = _(
             "invalid duration {value}: write one of at most {maximum}, such as 30m or 6h"
-        ).format(value=shown, maximum=format_duration(MAX_DURATION))
+        ).format(value=as_written, maximum=format_duration(MAX_DURATION))
         raise ValueError(message)
     return timedelta(seconds=seconds)
 

@@ -14,8 +14,8 @@ from config.i18n import _
 from config.settings import Settings
 
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
-# Passwords, tokens and service-account keys (about 2 KiB) fit easily; the cap keeps a
-# misnamed file such as a log or a disk image from being read into memory.
+# Passwords, tokens and service-account keys (about 2 KiB) fit easily. The cap keeps a wrong
+# file, such as a log or a disk image, out of memory.
 MAX_SECRET_BYTES = 64 * 1024
 
 

@@ -54,8 +54,8 @@ _T = TypeVar("_T")
 _PROJECT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 # The accepted range of each duration that a project can override. Schedules and timeouts
-# start at one second; a deadline shorter than a minute would call every send missing before
-# the provider could answer.
+# start at one second. A deadline shorter than a minute would call every send missing before
+# the provider could send its evidence.
 Schedule = Annotated[Duration, duration_range("1s", "1d")]
 JobTimeout = Annotated[Duration, duration_range("1s", "1d")]
 NetworkTimeout = Annotated[Duration, duration_range("1s", "1h")]

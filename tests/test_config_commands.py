@@ -24,8 +24,7 @@ username = "evidencias"
 password_file = "{password_file}"
 """
 
-# Nobody listens there under this role and database, so the connection fails after the URL is
-# shown in the error.
+# No PostgreSQL role of this name exists, so the connection fails and the error shows the URL.
 LEAKY_URL = "postgresql+psycopg://nouser@127.0.0.1:5432/acuse_nodb?password=s3cretPW"
 
 
@@ -92,18 +91,18 @@ def test_check_config_archive_is_file(tmp_path: Path) -> None:
 
 
 def test_url_query_password_masked() -> None:
-    shown = display_url(LEAKY_URL)
+    displayed = display_url(LEAKY_URL)
 
-    assert "s3cretPW" not in shown
-    assert shown.endswith("?password=***")
+    assert "s3cretPW" not in displayed
+    assert displayed.endswith("?password=***")
 
 
 def test_unparsable_url_masked() -> None:
-    shown = display_url("postgresql://user:pw1234@host:notaport/x?sslpassword=k3y&a=b")
+    displayed = display_url("postgresql://user:pw1234@host:notaport/x?sslpassword=k3y&a=b")
 
-    assert "pw1234" not in shown
-    assert "k3y" not in shown
-    assert shown.endswith("&a=b")
+    assert "pw1234" not in displayed
+    assert "k3y" not in displayed
+    assert displayed.endswith("&a=b")
 
 
 def test_url_query_password_redacted_in_logs() -> None:
