@@ -21,7 +21,12 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from config.alert_settings import AlertSettings, ProjectAlertSettings, SmtpSettings
 from config.errors import ConfigError
@@ -324,10 +329,9 @@ class Settings(BaseSettings):
         return self._config_dir
 
     def project(self, code: str) -> ProjectSettings:
-        """Return the project with ``code``, in any case; raise ConfigError naming the known codes
-        otherwise."""
+        """Return the project with ``code``; raise ConfigError naming the known codes otherwise."""
         for project in self.projects:
-            if project.code.casefold() == code.casefold():
+            if project.code == code:
                 return project
         known = ", ".join(p.code for p in self.projects) or _("none")
         message = _("Unknown project {code!r}. Configured projects: {known}.").format(
@@ -468,23 +472,32 @@ def load_settings(path: Path | None) -> Settings:
         message = _("No configuration file given: pass --config FILE or set ACUSE_CONFIG.")
         raise ConfigError(message)
 
-    data = _read_toml(path)
-    try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        raise _config_error_from_validation(exc, path) from exc
+    settings = _validate(_read_toml(path), path)
     settings._config_dir = path.resolve().parent
     return settings
 
 
 def settings_from_mapping(data: dict[str, Any], config_dir: Path) -> Settings:
     """Validate settings given as a mapping, as if read from a file in ``config_dir``."""
-    try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        raise _config_error_from_validation(exc, config_dir / "<mapping>") from exc
+    settings = _validate(data, config_dir / "<mapping>")
     settings._config_dir = config_dir.resolve()
     return settings
+
+
+def _validate(data: dict[str, Any], path: Path) -> Settings:
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise _config_error_from_validation(exc, path) from exc
+    except SettingsError as exc:
+        # pydantic-settings raises this for an ACUSE_... variable of a table or list section
+        # whose value is not valid JSON.
+        message = _(
+            "Invalid environment override: {error}. Write the value of an ACUSE_ variable "
+            "for a table or a list as JSON, or set its keys one by one, such as "
+            "ACUSE_DEFAULTS__TIMEZONE."
+        ).format(error=exc)
+        raise ConfigError(message) from exc
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

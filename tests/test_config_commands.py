@@ -213,3 +213,14 @@ def test_project_override_wrong_type(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "projects[0].reference_pattern: " in result.stderr
+
+
+def test_invalid_environment_json(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "sqlite:///acuse.db", PROJECT)
+    environment = {**os.environ, "ACUSE_PROJECTS": "[{not json"}
+
+    result = run_acuse(config, "--lang", "en", "check-config", env=environment)
+
+    assert result.returncode == 2
+    assert "Invalid environment override" in result.stderr
+    assert "Traceback" not in result.stderr

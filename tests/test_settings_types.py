@@ -320,9 +320,3 @@ def test_unknown_provider_names_key(tmp_path: Path) -> None:
         settings_from_mapping(data, tmp_path)
 
     assert raised.value.key == "projects[1].provider"
-
-
-def test_project_lookup_ignores_case(tmp_path: Path) -> None:
-    settings = settings_from_mapping(BASE, tmp_path)
-
-    assert project_view(settings, "tdp2").code == "TDP2"
