@@ -68,7 +68,10 @@ def _to_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
-"""A duration as text (``90s``, ``6h``, ``1h30m``) or a number of seconds, from 0s to 3650d."""
+"""A duration as text (``90s``, ``6h``, ``1h30m``) or a number of seconds, at most 3650d.
+
+A negative number passes, so every setting adds its own bounds with ``duration_range``.
+"""
 
 
 def duration_range(minimum: str, maximum: str) -> AfterValidator:
