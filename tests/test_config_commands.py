@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect
 
 from config.database import create_database_engine, display_url
 from config.logs import redact
@@ -78,6 +79,27 @@ def test_check_config_current_schema(tmp_path: Path) -> None:
     assert tree(tmp_path) == before
     assert "is reachable and its schema is current" in result.stdout
     assert f"✓ Archive folder {tmp_path / 'archive'} is writable." in result.stdout
+
+
+@pytest.mark.postgres
+def test_check_config_postgres_unchanged(tmp_path: Path, postgres_url: str) -> None:
+    config = write_config(tmp_path, postgres_url, PROJECT)
+    (tmp_path / "archive").mkdir()
+
+    before = run_acuse(config, "--lang", "en", "check-config")
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        tables = inspect(connection).get_table_names()
+    engine.dispose()
+    upgrade = run_acuse(config, "db", "upgrade")
+    after = run_acuse(config, "--lang", "en", "check-config")
+
+    assert before.returncode == 0, before.stderr
+    assert "has schema revision none" in before.stdout
+    assert tables == []
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert after.returncode == 0, after.stderr
+    assert "is reachable and its schema is current" in after.stdout
 
 
 def test_check_config_archive_is_file(tmp_path: Path) -> None:
