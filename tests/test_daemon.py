@@ -140,6 +140,7 @@ def test_wrong_type_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) ->
     config = write(tmp_path / "acuse.toml", project("TDP2"))
     daemon = started(config, notify)
     try:
+        before = job_ids(daemon)
         write(config, project("TDP2") + project("NEW")).write_text(
             config.read_text(encoding="utf-8").replace("[defaults]", "[defaults]\ntimezone = 5"),
             encoding="utf-8",
@@ -147,12 +148,13 @@ def test_wrong_type_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) ->
 
         applied = daemon.reload()
 
-        ids = job_ids(daemon)
+        after = job_ids(daemon)
     finally:
         daemon.stop()
 
     assert not applied
-    assert ids == {"reconcile:TDP2", "alerts:evaluate", "supervisor"}
+    assert "reconcile:TDP2" in before
+    assert after == before
 
 
 def test_failing_builder_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) -> None:
@@ -164,16 +166,18 @@ def test_failing_builder_reload_keeps_jobs(tmp_path: Path, notify: NotifyListene
     config = write(tmp_path / "acuse.toml", project("TDP2"))
     daemon = started(config, notify, [*JOB_BUILDERS, broken])
     try:
+        before = job_ids(daemon)
         write(config, project("TDP2") + project("NEW"))
 
         applied = daemon.reload()
 
-        ids = job_ids(daemon)
+        after = job_ids(daemon)
     finally:
         daemon.stop()
 
     assert not applied
-    assert ids == {"reconcile:TDP2", "alerts:evaluate", "supervisor"}
+    assert "reconcile:TDP2" in before
+    assert after == before
 
 
 def test_send_log_job_for_watched_glob(tmp_path: Path, notify: NotifyListener) -> None:
