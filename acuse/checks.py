@@ -2,6 +2,8 @@
 
 Every check prints one line. A failed check does not stop the others, so one run shows every
 problem; the command exits with 2 when a configuration check failed and 3 when a live one did.
+The checks change nothing: a missing database file or archive folder, or a schema behind the
+newest, is reported with the command that fixes it, a line marked ``!`` that fails nothing.
 A mailbox that signs in with OAuth2 is checked in three steps, each on its own line: the token
 request, the login with the token, and the folder selection. A step that fails skips the next.
 """
@@ -12,11 +14,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import click
 
 from acuse.context import AppContext
 from acuse.labels import format_count
+from config.database import SCHEMA_REVISION, display_url, read_schema_state
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _, ngettext
 from config.mailbox_settings import MailboxAuth
@@ -31,6 +35,13 @@ from reconcile.smtp_transport import SmtpTransport
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A check's result that fails nothing but names an action, such as creating a file."""
+
+    text: str
 
 
 @dataclass
@@ -52,15 +63,19 @@ def _warn(text: str) -> None:
 def _run(
     tally: _Tally,
     live: bool,
-    check: Callable[[], str],
+    check: Callable[[], str | Notice],
     failure: Callable[[AcuseError], str] = str,
 ) -> bool:
     """Run ``check`` and print its line, or the line ``failure`` makes of its error.
 
-    Returns whether the check passed.
+    Returns whether the check passed; a Notice passes.
     """
     try:
-        _report(True, check())
+        result = check()
+        if isinstance(result, Notice):
+            click.echo(f"! {result.text}")
+        else:
+            _report(True, result)
     except AcuseError as exc:
         if live and not isinstance(exc, ConfigError | SecretError):
             tally.live_failures += 1
@@ -105,10 +120,65 @@ def check_archive_writable(settings: Settings) -> str:
     return _("Archive folder {path} is writable.").format(path=path)
 
 
-def _check_database(app: AppContext) -> str:
-    database = app.database
-    return _("Database {url} is reachable and its schema is current.").format(
-        url=database.engine.url.render_as_string(hide_password=True)
+def _creatable_below(path: Path) -> Path | None:
+    """Return the nearest existing folder above ``path`` when this user may create in it."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.is_dir() and os.access(ancestor, os.W_OK | os.X_OK):
+        return ancestor
+    return None
+
+
+def _check_archive(settings: Settings) -> str | Notice:
+    """Check that the archive folder is writable, or can be created, without creating it."""
+    path = settings.archive_path
+    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
+        return _("Archive folder {path} is writable.").format(path=path)
+    if not path.exists() and _creatable_below(path) is not None:
+        return Notice(
+            _(
+                "Archive folder {path} does not exist yet: acuse run creates it, or create it "
+                "now with mkdir -p {path}."
+            ).format(path=path)
+        )
+    message = _(
+        "The archive folder {path} is not a writable folder, and acuse cannot create it: "
+        "create it with write access for the service, or fix [archive] path."
+    ).format(path=path)
+    raise ConfigError(message, key="archive.path")
+
+
+def _check_database(settings: Settings) -> str | Notice:
+    """Check the database and its schema revision without creating or migrating anything."""
+    url = settings.database_url
+    state = read_schema_state(url)
+    displayed = display_url(url)
+    if state.sqlite_path is not None and not state.exists:
+        return _missing_database_file(state.sqlite_path)
+    if not state.current:
+        found = ", ".join(sorted(state.revisions)) or _("none")
+        return Notice(
+            _(
+                "Database {url} has schema revision {found}, and this acuse uses {needed}: "
+                "run acuse db upgrade (acuse run also upgrades it at start)."
+            ).format(url=displayed, found=found, needed=SCHEMA_REVISION)
+        )
+    return _("Database {url} is reachable and its schema is current.").format(url=displayed)
+
+
+def _missing_database_file(path: Path) -> Notice:
+    if _creatable_below(path) is None:
+        message = _(
+            "Database file {path} does not exist, and acuse cannot create it: create its folder "
+            "with write access for the service, or fix [database] url."
+        ).format(path=path)
+        raise ConfigError(message, key="database.url")
+    return Notice(
+        _(
+            "Database file {path} does not exist yet: acuse db upgrade creates it with the "
+            "newest schema, and so does acuse run."
+        ).format(path=path)
     )
 
 
@@ -253,8 +323,8 @@ def check_configuration(app: AppContext, live: bool) -> None:
         )
     )
     tally = _Tally()
-    _run(tally, False, partial(check_archive_writable, settings))
-    _run(tally, False, partial(_check_database, app))
+    _run(tally, False, partial(_check_archive, settings))
+    _run(tally, False, partial(_check_database, settings))
 
     for project in app.projects():
         _run(tally, False, partial(_check_trust, project))

@@ -38,7 +38,7 @@ from config.i18n import (
     normalize_locale,
     pgettext,
 )
-from config.logs import configure_logging
+from config.logs import configure_logging, redact
 from config.settings import CONFIG_ENV
 
 log = logging.getLogger("acuse")
@@ -85,6 +85,17 @@ def initial_locale(args: Sequence[str]) -> str:
             except ValueError:
                 continue
     return DEFAULT_LOCALE
+
+
+def _check_language(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # main() has already activated a valid --lang; an invalid one is reported here, where click
+    # turns it into a usage error with exit code 2.
+    if value is None:
+        return None
+    try:
+        return normalize_locale(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _translate_click(locale: str) -> None:
@@ -148,8 +159,8 @@ def _person_watching() -> bool:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Print ``message`` as one error line and exit with ``code``."""
-    click.echo(_("Error: {message}").format(message=message), err=True)
+    """Print ``message`` as one error line, registered secrets hidden, and exit with ``code``."""
+    click.echo(_("Error: {message}").format(message=redact(message)), err=True)
     sys.exit(code)
 
 
@@ -181,6 +192,7 @@ def build_cli() -> click.Group:
     @click.option(
         "--lang",
         metavar=pgettext("metavar", "LANGUAGE"),
+        callback=_check_language,
         help=_("Language of messages and tables: es (default) or en."),
     )
     @click.option(

@@ -4,7 +4,13 @@ import click
 
 from acuse.context import AppContext
 from acuse.daemon import run_daemon
-from config.database import open_database, schema_is_current, upgrade_schema
+from config.database import (
+    database_errors,
+    display_url,
+    open_database,
+    schema_is_current,
+    upgrade_schema,
+)
 from config.i18n import _
 
 
@@ -37,12 +43,14 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def upgrade_command(app: AppContext) -> None:
         database = open_database(app.settings.database_url, upgrade=False)
+        url = display_url(database.engine.url)
         try:
-            url = database.engine.url.render_as_string(hide_password=True)
-            if schema_is_current(database.engine):
-                click.echo(_("Database {url} is already at the newest schema.").format(url=url))
-                return
-            upgrade_schema(database.engine)
+            with database_errors(database.engine):
+                if schema_is_current(database.engine):
+                    message = _("Database {url} is already at the newest schema.")
+                    click.echo(message.format(url=url))
+                    return
+                upgrade_schema(database.engine)
             click.echo(_("Database {url} upgraded to the newest schema.").format(url=url))
         finally:
             database.dispose()

@@ -183,10 +183,14 @@ class Daemon:
         try:
             settings = load_settings(self.config_path)
             specs = build_jobs(self.services, settings, self._builders)
-        except (AcuseError, ValueError) as exc:
+        except Exception as exc:
+            # No reload failure may stop a running daemon. An AcuseError explains itself; any
+            # other exception is a bug in a validator or a job builder, so its traceback is kept.
+            expected = isinstance(exc, AcuseError)
             log.error(
                 "configuration reload failed; the previous configuration stays in force",
-                extra={"config": str(self.config_path), "error": str(exc)},
+                extra={"config": str(self.config_path), "error": _error_text(exc)},
+                exc_info=not expected,
             )
             self.notifier.ready(self._board.summary())
             return False
@@ -415,6 +419,12 @@ def _warn_missing_smtp(settings: Settings) -> None:
             "until [smtp] is added",
             extra={"recipients": sorted(alert_recipients(settings))},
         )
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, AcuseError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _idle_fingerprints(specs: list[JobSpec], settings: Settings) -> dict[str, str]:

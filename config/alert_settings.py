@@ -19,9 +19,11 @@ from config.types import (
     EMAIL_PATTERN,
     Duration,
     EmailAddress,
+    Integer,
     Section,
     Security,
     TimeOfDay,
+    duration_range,
     is_loopback_host,
 )
 
@@ -54,12 +56,12 @@ class SmtpSettings(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: Integer | None = Field(default=None, ge=1, le=65535)
     security: Security = Security.STARTTLS
     username: str | None = None
     password_file: str | None = None
     sender: str = Field(alias="from")
-    timeout: Duration = timedelta(seconds=30)
+    timeout: Annotated[Duration, duration_range("1s", "1h")] = timedelta(seconds=30)
     ca_file: Path | None = None
 
     @field_validator("sender")
@@ -127,18 +129,20 @@ class AlertSettings(Section):
     """How alerts are raised, grouped, reminded and delivered, for every project."""
 
     operators: list[EmailAddress] = Field(default_factory=list)
-    reminder_every: Duration = timedelta(hours=24)
+    reminder_every: Annotated[Duration, duration_range("1m", "90d")] = timedelta(hours=24)
     digest_at: TimeOfDay = time(7, 0)
-    group_window: Duration = timedelta(minutes=5)
-    lookback: Duration = timedelta(days=7)
+    group_window: Annotated[Duration, duration_range("0s", "1d")] = timedelta(minutes=5)
+    lookback: Annotated[Duration, duration_range("1h", "3650d")] = timedelta(days=7)
     resolution_notes: bool = True
     templates: Path | None = None
-    mailbox_unreachable_after: Duration = timedelta(minutes=30)
-    evidence_silence_after: Duration = timedelta(hours=12)
-    delivery_failing_after: Duration = timedelta(hours=1)
-    retry_first: Duration = timedelta(minutes=1)
-    retry_max: Duration = timedelta(minutes=30)
-    check_every: Duration = timedelta(minutes=1)
+    mailbox_unreachable_after: Annotated[Duration, duration_range("1m", "30d")] = timedelta(
+        minutes=30
+    )
+    evidence_silence_after: Annotated[Duration, duration_range("1m", "90d")] = timedelta(hours=12)
+    delivery_failing_after: Annotated[Duration, duration_range("1m", "30d")] = timedelta(hours=1)
+    retry_first: Annotated[Duration, duration_range("1s", "1d")] = timedelta(minutes=1)
+    retry_max: Annotated[Duration, duration_range("1s", "7d")] = timedelta(minutes=30)
+    check_every: Annotated[Duration, duration_range("1s", "1d")] = timedelta(minutes=1)
     kinds: AlertKindTable = Field(default_factory=dict)
 
 

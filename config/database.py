@@ -11,22 +11,27 @@ revision.
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import DateTime, Engine, create_engine, event, inspect, text
 from sqlalchemy import Enum as SQLEnum
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
 from config.errors import DatabaseError
 from config.i18n import _
+from config.logs import register_secret
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -40,6 +45,43 @@ SCHEMA_REVISION = "0003"
 # so it is imported only when a schema must change, which the revision check above decides.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _BEGIN_OPTION = "acuse_begin"
+_MASK = "***"
+# libpq and most drivers also read a password from the query string (``?password=...``), so
+# every query parameter whose name looks like a credential is hidden as well.
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+_UNPARSED_USERINFO = re.compile(r"(://[^:/@?#]*):[^@/?#]*@")
+_UNPARSED_PARAMETER = re.compile(r"([?&][^=&#]+)=([^&#]*)")
+
+
+def url_secrets(url: URL) -> list[str]:
+    """Return the password and the credential query parameters of ``url``, for log redaction."""
+    secrets = [] if url.password is None else [str(url.password)]
+    for name, value in url.query.items():
+        if _SECRET_PARAMETER.search(name):
+            secrets.extend([value] if isinstance(value, str) else value)
+    return secrets
+
+
+def display_url(url: URL | str) -> str:
+    """Render a database URL for messages and logs, with every credential replaced by ``***``.
+
+    A string that SQLAlchemy cannot parse is masked by pattern: the password after ``user:``
+    and every credential query parameter.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return _mask_unparsed(str(url))
+    return _mask_unparsed(parsed.render_as_string(hide_password=True))
+
+
+def _mask_unparsed(text: str) -> str:
+    def parameter(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"{name}={_MASK}" if _SECRET_PARAMETER.search(name) else match.group(0)
+
+    masked = _UNPARSED_USERINFO.sub(rf"\1:{_MASK}@", text)
+    return _UNPARSED_PARAMETER.sub(parameter, masked)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -161,16 +203,10 @@ class Database:
 def create_database_engine(url: str) -> Engine:
     """Create an engine for ``url`` with acuse's connection settings.
 
-    Raises DatabaseError for a URL that SQLAlchemy cannot parse or whose driver is missing.
+    A SQLite database's folder is created when missing. Raises DatabaseError for a URL that
+    SQLAlchemy cannot parse or whose driver is missing.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        message = _(
-            "Invalid database URL {url!r}: write it as sqlite:////path/acuse.db or postgresql+psycopg://..."
-        ).format(url=url)
-        raise DatabaseError(message) from exc
-
+    parsed = _parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
@@ -179,13 +215,90 @@ def create_database_engine(url: str) -> Engine:
         _configure_sqlite(engine)
         return engine
 
+    return _plain_engine(parsed, pool_pre_ping=True)
+
+
+def _parse_database_url(url: str) -> URL:
+    """Parse ``url`` and register its credentials for log redaction; raise DatabaseError."""
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        # make_url raises ValueError for a port that is not a number.
+        message = _(
+            "Invalid database URL {url!r}: write it as sqlite:////path/acuse.db or postgresql+psycopg://..."
+        ).format(url=display_url(url))
+        raise DatabaseError(message) from exc
+    for secret in url_secrets(parsed):
+        register_secret(secret)
+    return parsed
+
+
+def _plain_engine(url: URL, **options: Any) -> Engine:
+    try:
+        return create_engine(url, **options)
     except (ArgumentError, ImportError) as exc:
         message = _("Cannot use database URL {url}: {error}").format(
-            url=parsed.render_as_string(), error=exc
+            url=display_url(url), error=exc
         )
         raise DatabaseError(message) from exc
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """The schema revisions found in a database by ``read_schema_state``.
+
+    ``sqlite_path`` is the database file of a SQLite URL, and ``exists`` is false when that
+    file is missing.
+    """
+
+    exists: bool
+    revisions: frozenset[str]
+    sqlite_path: Path | None = None
+
+    @property
+    def current(self) -> bool:
+        """Whether the database is at SCHEMA_REVISION, the newest schema."""
+        return self.revisions == {SCHEMA_REVISION}
+
+
+def read_schema_state(url: str) -> SchemaState:
+    """Read the schema revisions of the database at ``url`` without changing anything.
+
+    A missing SQLite file is reported, never created, and an existing one is opened read-only.
+    Raises DatabaseError when the URL is invalid or the database cannot be read.
+    """
+    parsed = _parse_database_url(url)
+    sqlite_path = None
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return SchemaState(exists=False, revisions=frozenset())
+        sqlite_path = Path(parsed.database)
+        if not sqlite_path.exists():
+            return SchemaState(exists=False, revisions=frozenset(), sqlite_path=sqlite_path)
+        engine = create_engine(_read_only_sqlite_url(parsed, sqlite_path), poolclass=NullPool)
+    else:
+        engine = _plain_engine(parsed, poolclass=NullPool)
+
+    try:
+        revisions = frozenset(current_revisions(engine))
+    except SQLAlchemyError as exc:
+        error = exc.orig if isinstance(exc, OperationalError) else exc
+        message = _("Cannot open database {url}: {error}").format(
+            url=display_url(parsed), error=error
+        )
+        raise DatabaseError(message) from exc
+    finally:
+        engine.dispose()
+    return SchemaState(exists=True, revisions=revisions, sqlite_path=sqlite_path)
+
+
+def _read_only_sqlite_url(url: URL, path: Path) -> URL:
+    # mode=ro never writes the database, but SQLite creates its -wal and -shm files when they
+    # are missing. immutable=1 creates nothing, and it is safe only while no -wal file contains
+    # changes that are not yet in the database file.
+    wal = path.with_name(path.name + "-wal")
+    option = "mode=ro" if wal.exists() else "immutable=1"
+    return url.set(database=f"file:{quote(str(path.resolve()))}?{option}", query={"uri": "true"})
 
 
 def alembic_config(engine: Engine) -> "AlembicConfig":
@@ -234,6 +347,28 @@ def upgrade_schema(engine: Engine) -> None:
             connection.commit()
 
 
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """Turn SQLAlchemy errors in the block into DatabaseError, with the URL's credentials hidden.
+
+    The engine is disposed of when an error leaves the block.
+    """
+    try:
+        yield
+    except OperationalError as exc:
+        engine.dispose()
+        message = _("Cannot open database {url}: {error}").format(
+            url=display_url(engine.url), error=exc.orig
+        )
+        raise DatabaseError(message) from exc
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        message = _("Cannot migrate database {url}: {error}").format(
+            url=display_url(engine.url), error=exc
+        )
+        raise DatabaseError(message) from exc
+
+
 def open_database(url: str, *, upgrade: bool = True) -> Database:
     """Open the database at ``url``, upgrading its schema unless ``upgrade`` is false.
 
@@ -241,20 +376,8 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     be brought up to date.
     """
     engine = create_database_engine(url)
-    try:
+    with database_errors(engine):
         if upgrade and not schema_is_current(engine):
-            log.info("upgrading database schema", extra={"database": engine.url.render_as_string()})
+            log.info("upgrading database schema", extra={"database": display_url(engine.url)})
             upgrade_schema(engine)
-    except OperationalError as exc:
-        engine.dispose()
-        message = _("Cannot open database {url}: {error}").format(
-            url=engine.url.render_as_string(), error=exc.orig
-        )
-        raise DatabaseError(message) from exc
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        message = _("Cannot migrate database {url}: {error}").format(
-            url=engine.url.render_as_string(), error=exc
-        )
-        raise DatabaseError(message) from exc
     return Database(engine)

@@ -31,7 +31,9 @@ def normalize_locale(locale: str) -> str:
         return "es_CO"
     if language == "en":
         return "en"
-    message = f"unsupported locale {locale!r}: use es_CO (Spanish) or en (English)"
+    message = _("unsupported language {locale!r}: use one of {supported}").format(
+        locale=locale, supported="es (es_CO), en"
+    )
     raise ValueError(message)
 
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from pydantic import (
@@ -14,7 +14,16 @@ from pydantic import (
 )
 
 from config.i18n import N_, _
-from config.types import Duration, EmailAddress, Section, Security, is_loopback_host
+from config.types import (
+    Duration,
+    EmailAddress,
+    Integer,
+    Section,
+    Security,
+    duration_range,
+    is_loopback_host,
+    require_text,
+)
 
 MAX_IDLE_RENEW = timedelta(minutes=29)
 
@@ -95,10 +104,11 @@ _OAUTH2_KEY_HINTS = {
 }
 
 
-def _check_token_url(value: str | None) -> str | None:
+def _check_token_url(value: Any) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
+    text = require_text(value)
+    parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         message = _("invalid token_url {value!r}: write an https:// URL").format(value=value)
         raise ValueError(message)
@@ -108,7 +118,7 @@ def _check_token_url(value: str | None) -> str | None:
             "address: use https"
         ).format(value=value)
         raise ValueError(message)
-    return value
+    return text
 
 
 class OAuth2Settings(Section):
@@ -206,14 +216,14 @@ class MailboxSettings(Section):
     """The IMAP mailbox and folder where the provider's evidence for one project arrives."""
 
     host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: Integer | None = Field(default=None, ge=1, le=65535)
     security: Security = Security.TLS
     username: str
     auth: MailboxAuth = MailboxAuth.PASSWORD
     password_file: str | None = None
     oauth2: OAuth2Settings | None = None
     folder: str = "INBOX"
-    timeout: Duration | None = None
+    timeout: Annotated[Duration, duration_range("1s", "1h")] | None = None
     ca_file: Path | None = None
     idle: bool = False
     idle_renew: Duration = timedelta(minutes=10)

@@ -17,7 +17,16 @@ from pydantic import (
 )
 
 from config.i18n import _
-from config.types import Duration, EmailAddress, Regex, Section, TimeZoneName
+from config.types import (
+    Duration,
+    EmailAddress,
+    Integer,
+    Number,
+    Regex,
+    Section,
+    TimeZoneName,
+    duration_range,
+)
 
 BUILTIN_PROVIDERS_DIR = Path(__file__).parent / "providers"
 
@@ -94,20 +103,12 @@ class ProviderProfile(Section):
     require_timestamp: bool = False
     dkim_keys: DkimKeys = Field(default_factory=dict)
     dkim_dns: bool = True
-    dns_timeout: Duration = timedelta(seconds=5)
+    dns_timeout: Annotated[Duration, duration_range("1s", "5m")] = timedelta(seconds=5)
 
     @field_validator("sender_domains")
     @classmethod
     def _lowercase_domains(cls, value: list[str]) -> list[str]:
         return [domain.strip().lower().strip(".") for domain in value]
-
-    @field_validator("dns_timeout")
-    @classmethod
-    def _positive_timeout(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            message = _("dns_timeout must be positive, not {value}").format(value=value)
-            raise ValueError(message)
-        return value
 
     @property
     def dkim_policy(self) -> VerifyPolicy:
@@ -136,17 +137,17 @@ class ReadingLimits(Section):
     """
 
     # Lleida.net accepts sends up to 20 MB; base64 adds a third, and a forward wraps it again.
-    max_message_bytes: int = Field(default=40 * _MIB, ge=1024)
-    max_header_bytes: int = Field(default=256 * 1024, ge=1024)
-    max_mime_parts: int = Field(default=500, ge=1)
-    max_nesting_depth: int = Field(default=16, ge=1)
-    max_pdf_bytes: int = Field(default=30 * _MIB, ge=1024)
-    max_pdf_pages: int = Field(default=2000, ge=1)
-    max_decompressed_bytes: int = Field(default=100 * _MIB, ge=1024)
-    cpu_seconds: int = Field(default=20, ge=1)
-    memory_bytes: int = Field(default=1024 * _MIB, ge=16 * _MIB)
-    wall_seconds: float = Field(default=120.0, gt=0)
-    workers: int = Field(default=1, ge=1, le=32)
+    max_message_bytes: Integer = Field(default=40 * _MIB, ge=1024)
+    max_header_bytes: Integer = Field(default=256 * 1024, ge=1024)
+    max_mime_parts: Integer = Field(default=500, ge=1)
+    max_nesting_depth: Integer = Field(default=16, ge=1)
+    max_pdf_bytes: Integer = Field(default=30 * _MIB, ge=1024)
+    max_pdf_pages: Integer = Field(default=2000, ge=1)
+    max_decompressed_bytes: Integer = Field(default=100 * _MIB, ge=1024)
+    cpu_seconds: Integer = Field(default=20, ge=1)
+    memory_bytes: Integer = Field(default=1024 * _MIB, ge=16 * _MIB)
+    wall_seconds: Number = Field(default=120.0, gt=0)
+    workers: Integer = Field(default=1, ge=1, le=32)
 
 
 def builtin_provider(name: str) -> dict[str, Any]:

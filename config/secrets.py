@@ -6,6 +6,7 @@ with a folder part, or an absolute path, is read as given (relative to the confi
 """
 
 import os
+import stat
 from pathlib import Path
 
 from config.errors import SecretError
@@ -13,6 +14,9 @@ from config.i18n import _
 from config.settings import Settings
 
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+# Passwords, tokens and service-account keys (about 2 KiB) fit easily. The cap keeps a wrong
+# file, such as a log or a disk image, out of memory.
+MAX_SECRET_BYTES = 64 * 1024
 
 
 def secret_path(settings: Settings, name: str) -> Path:
@@ -56,11 +60,14 @@ def _not_found_message(settings: Settings, name: str, key: str, path: Path) -> s
 def read_secret(settings: Settings, name: str, key: str) -> str:
     """Read the secret file ``name`` named by the setting ``key``, without its final newline.
 
-    Raises SecretError naming the key and the path when the file is missing, unreadable or empty.
+    Raises SecretError naming the key and the path when the file is missing, unreadable, not a
+    regular file (a device or a pipe could block or never end), larger than MAX_SECRET_BYTES,
+    or empty.
     """
     path = secret_path(settings, name)
     try:
-        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        data = _read_regular_file(path, key)
+        value = data.decode("utf-8").rstrip("\r\n")
     except FileNotFoundError as exc:
         raise SecretError(_not_found_message(settings, name, key, path), key=key) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -74,3 +81,22 @@ def read_secret(settings: Settings, name: str, key: str) -> str:
         )
         raise SecretError(message, key=key)
     return value
+
+
+def _read_regular_file(path: Path, key: str) -> bytes:
+    # The type is checked before opening, because opening a FIFO blocks until a writer comes.
+    if not stat.S_ISREG(path.stat().st_mode):
+        message = _(
+            "Secret file {path} for {key} is not a regular file: name a file that contains "
+            "only the secret."
+        ).format(path=path, key=key)
+        raise SecretError(message, key=key)
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SECRET_BYTES + 1)
+    if len(data) > MAX_SECRET_BYTES:
+        message = _(
+            "Secret file {path} for {key} is larger than {limit} KiB: name a file that contains "
+            "only the secret."
+        ).format(path=path, key=key, limit=MAX_SECRET_BYTES // 1024)
+        raise SecretError(message, key=key)
+    return data

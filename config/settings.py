@@ -10,7 +10,7 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -20,7 +20,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from config.alert_settings import AlertSettings, ProjectAlertSettings, SmtpSettings
 from config.errors import ConfigError
@@ -33,12 +39,34 @@ from config.provider_settings import (
     builtin_provider,
     builtin_provider_names,
 )
-from config.types import Crontab, Duration, EmailAddress, LocaleName, Regex, Section, TimeZoneName
+from config.types import (
+    Crontab,
+    Duration,
+    EmailAddress,
+    Integer,
+    LocaleName,
+    Regex,
+    Section,
+    TimeZoneName,
+    duration_range,
+)
 
 CONFIG_ENV = "ACUSE_CONFIG"
 
+_T = TypeVar("_T")
+
 
 _PROJECT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+# The accepted range of each duration that a project can override. Schedules and timeouts
+# start at one second. A deadline shorter than a minute would call every send missing before
+# the provider could send its evidence.
+Schedule = Annotated[Duration, duration_range("1s", "1d")]
+JobTimeout = Annotated[Duration, duration_range("1s", "1d")]
+NetworkTimeout = Annotated[Duration, duration_range("1s", "1h")]
+Deadline = Annotated[Duration, duration_range("1m", "90d")]
+MatchWindowBefore = Annotated[Duration, duration_range("0s", "7d")]
+MatchWindowAfter = Annotated[Duration, duration_range("1m", "90d")]
 
 
 class DatabaseSettings(Section):
@@ -58,16 +86,16 @@ class Defaults(Section):
 
     locale: LocaleName = DEFAULT_LOCALE
     timezone: TimeZoneName = "America/Bogota"
-    poll_interval: Duration = timedelta(minutes=5)
-    missing_after: Duration = timedelta(hours=6)
-    orphan_after: Duration = timedelta(hours=24)
-    match_window_before: Duration = timedelta(minutes=15)
-    match_window_after: Duration = timedelta(hours=6)
-    imap_timeout: Duration = timedelta(seconds=60)
-    fetch_batch: int = Field(default=100, ge=1, le=5000)
-    reconcile_interval: Duration = timedelta(minutes=15)
-    send_log_interval: Duration = timedelta(minutes=15)
-    job_timeout: Duration = timedelta(minutes=30)
+    poll_interval: Schedule = timedelta(minutes=5)
+    missing_after: Deadline = timedelta(hours=6)
+    orphan_after: Deadline = timedelta(hours=24)
+    match_window_before: MatchWindowBefore = timedelta(minutes=15)
+    match_window_after: MatchWindowAfter = timedelta(hours=6)
+    imap_timeout: NetworkTimeout = timedelta(seconds=60)
+    fetch_batch: Integer = Field(default=100, ge=1, le=5000)
+    reconcile_interval: Schedule = timedelta(minutes=15)
+    send_log_interval: Schedule = timedelta(minutes=15)
+    job_timeout: JobTimeout = timedelta(minutes=30)
 
 
 SEND_LOG_FIELDS = (
@@ -97,7 +125,7 @@ class SendLogSettings(Section):
     url: str | None = None
     query: str | None = None
     password_file: str | None = None
-    interval: Duration | None = None
+    interval: Schedule | None = None
     cron: Crontab | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
@@ -144,11 +172,11 @@ class ProjectSettings(Section):
     locale: LocaleName | None = None
     managers: list[EmailAddress] = Field(default_factory=list)
     provider: str = "lleida"
-    missing_after: Duration | None = None
-    orphan_after: Duration | None = None
-    poll_interval: Duration | None = None
-    match_window_before: Duration | None = None
-    match_window_after: Duration | None = None
+    missing_after: Deadline | None = None
+    orphan_after: Deadline | None = None
+    poll_interval: Schedule | None = None
+    match_window_before: MatchWindowBefore | None = None
+    match_window_after: MatchWindowAfter | None = None
     reference_pattern: Regex | None = None
     mailbox: MailboxSettings | None = None
     send_log: SendLogSettings = Field(default_factory=SendLogSettings)
@@ -175,6 +203,11 @@ class ProjectSettings(Section):
             ).format(value=value)
             raise ValueError(message)
         return value
+
+
+def _error_at(key: str, message: str) -> PydanticCustomError:
+    """Build a model-level validation error that names ``key``, the dotted key at fault."""
+    return PydanticCustomError("invalid_setting", message, {"key": key})
 
 
 class MetricsSettings(Section):
@@ -245,29 +278,40 @@ class Settings(BaseSettings):
     @field_validator("providers", mode="before")
     @classmethod
     def _merge_builtin_providers(cls, value: Any) -> Any:
-        overrides = value if isinstance(value, dict) else {}
+        # A value of the wrong type passes through unmerged, so that pydantic names its key.
+        if not isinstance(value, dict):
+            return value
         merged: dict[str, Any] = {}
         for name in builtin_provider_names():
             profile = builtin_provider(name)
-            override = overrides.get(name, {})
-            if isinstance(override, dict):
+            override = value.get(name, {})
+            if not isinstance(override, dict):
+                profile = override
+            elif isinstance(override.get("labels", {}), dict):
                 labels = {**profile.get("labels", {}), **override.get("labels", {})}
                 profile = {**profile, **override, "labels": labels}
+            else:
+                profile = {**profile, **override}
             merged[name] = profile
-        for name, profile in overrides.items():
+        for name, profile in value.items():
             merged.setdefault(name, profile)
         return merged
 
     @model_validator(mode="after")
     def _check_projects(self) -> "Settings":
-        seen: set[str] = set()
-        for project in self.projects:
-            if project.code in seen:
+        # Project codes name folders, database rows and alert subjects, and operators type them
+        # in either case, so two codes that differ only in case would be the same project.
+        first_index: dict[str, int] = {}
+        for index, project in enumerate(self.projects):
+            folded = project.code.casefold()
+            if folded in first_index:
+                first = self.projects[first_index[folded]].code
                 message = _(
-                    "project code {code!r} appears twice: give each project its own code"
-                ).format(code=project.code)
-                raise ValueError(message)
-            seen.add(project.code)
+                    "project code {code!r} is already used by projects[{index}] as {first!r}, "
+                    "and codes are compared ignoring case: give each project its own code"
+                ).format(code=project.code, index=first_index[folded], first=first)
+                raise _error_at(f"projects[{index}].code", message)
+            first_index[folded] = index
             if project.provider not in self.providers:
                 message = _(
                     "unknown provider {provider!r} in project {code!r}: use one of {known}"
@@ -276,7 +320,7 @@ class Settings(BaseSettings):
                     code=project.code,
                     known=", ".join(sorted(self.providers)),
                 )
-                raise ValueError(message)
+                raise _error_at(f"projects[{index}].provider", message)
         return self
 
     @property
@@ -338,31 +382,33 @@ class ProjectView:
 
     @property
     def timezone(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone or self._defaults.timezone)
+        return ZoneInfo(_own_or_default(self.settings.timezone, self._defaults.timezone))
 
     @property
     def locale(self) -> str:
-        return self.settings.locale or self._defaults.locale
+        return _own_or_default(self.settings.locale, self._defaults.locale)
 
     @property
     def missing_after(self) -> timedelta:
-        return self.settings.missing_after or self._defaults.missing_after
+        return _own_or_default(self.settings.missing_after, self._defaults.missing_after)
 
     @property
     def orphan_after(self) -> timedelta:
-        return self.settings.orphan_after or self._defaults.orphan_after
+        return _own_or_default(self.settings.orphan_after, self._defaults.orphan_after)
 
     @property
     def poll_interval(self) -> timedelta:
-        return self.settings.poll_interval or self._defaults.poll_interval
+        return _own_or_default(self.settings.poll_interval, self._defaults.poll_interval)
 
     @property
     def match_window_before(self) -> timedelta:
-        return self.settings.match_window_before or self._defaults.match_window_before
+        return _own_or_default(
+            self.settings.match_window_before, self._defaults.match_window_before
+        )
 
     @property
     def match_window_after(self) -> timedelta:
-        return self.settings.match_window_after or self._defaults.match_window_after
+        return _own_or_default(self.settings.match_window_after, self._defaults.match_window_after)
 
     @property
     def reconcile_interval(self) -> timedelta:
@@ -370,7 +416,7 @@ class ProjectView:
 
     @property
     def send_log_interval(self) -> timedelta:
-        return self.settings.send_log.interval or self._defaults.send_log_interval
+        return _own_or_default(self.settings.send_log.interval, self._defaults.send_log_interval)
 
     @property
     def job_timeout(self) -> timedelta:
@@ -382,6 +428,11 @@ class ProjectView:
         if mailbox is not None and mailbox.timeout is not None:
             return mailbox.timeout
         return self._defaults.imap_timeout
+
+
+def _own_or_default(own: _T | None, default: _T) -> _T:
+    # A zero duration is a value the project chose, so only an unset key falls back.
+    return default if own is None else own
 
 
 def _with_resolved_paths(profile: ProviderProfile, settings: Settings) -> ProviderProfile:
@@ -421,23 +472,32 @@ def load_settings(path: Path | None) -> Settings:
         message = _("No configuration file given: pass --config FILE or set ACUSE_CONFIG.")
         raise ConfigError(message)
 
-    data = _read_toml(path)
-    try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        raise _config_error_from_validation(exc, path) from exc
+    settings = _validate(_read_toml(path), path)
     settings._config_dir = path.resolve().parent
     return settings
 
 
 def settings_from_mapping(data: dict[str, Any], config_dir: Path) -> Settings:
     """Validate settings given as a mapping, as if read from a file in ``config_dir``."""
-    try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        raise _config_error_from_validation(exc, config_dir / "<mapping>") from exc
+    settings = _validate(data, config_dir / "<mapping>")
     settings._config_dir = config_dir.resolve()
     return settings
+
+
+def _validate(data: dict[str, Any], path: Path) -> Settings:
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise _config_error_from_validation(exc, path) from exc
+    except SettingsError as exc:
+        # pydantic-settings raises this for an ACUSE_... variable of a table or list section
+        # whose value is not valid JSON.
+        message = _(
+            "Invalid environment override: {error}. Write the value of an ACUSE_ variable "
+            "for a table or a list as JSON, or set its keys one by one, such as "
+            "ACUSE_DEFAULTS__TIMEZONE."
+        ).format(error=exc)
+        raise ConfigError(message) from exc
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -495,7 +555,8 @@ _TYPE_ERROR_FIXES = {
 def _config_error_from_validation(exc: ValidationError, path: Path) -> ConfigError:
     """Turn pydantic's first error into one sentence that names the key and the fix."""
     error = exc.errors(include_url=False)[0]
-    key = _dotted_key(tuple(error["loc"]))
+    context = error.get("ctx") or {}
+    key = context.get("key") or _dotted_key(tuple(error["loc"]))
     kind = error["type"]
     if kind == "extra_forbidden":
         detail = _("unknown key; check its spelling against the configuration reference")

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from config.database import display_url, url_secrets
 from config.errors import AcuseError, ConfigError
 from config.i18n import _
 from config.logs import register_secret
@@ -59,7 +60,7 @@ class SendLogQuery:
 
     @property
     def source(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        return display_url(self.url)
 
 
 def send_log_query(settings: Settings, project: ProjectView) -> SendLogQuery:
@@ -90,8 +91,8 @@ def send_log_query(settings: Settings, project: ProjectView) -> SendLogQuery:
         password = read_secret(settings, config.password_file, key)
         register_secret(password)
         url = url.set(password=password)
-    elif url.password:
-        register_secret(str(url.password))
+    for secret in url_secrets(url):
+        register_secret(secret)
     return SendLogQuery(project.code, url, config.query)
 
 
@@ -125,7 +126,8 @@ def query_digest(query: SendLogQuery) -> str:
 def _parse_url(value: str, project: str) -> URL:
     try:
         return make_url(value)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
+        # make_url raises ValueError for a port that is not a number.
         message = _(
             "Invalid send-log database URL in project {project}: write it as "
             "sqlite:////path/paco.db or postgresql+psycopg://user@host/database."

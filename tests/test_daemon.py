@@ -181,6 +181,50 @@ def test_invalid_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) -> No
     assert notify.count("RELOADING") == 1
 
 
+def test_wrong_type_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) -> None:
+    config = write(tmp_path / "acuse.toml", project("TDP2"))
+    daemon = started(config, notify)
+    try:
+        before = job_ids(daemon)
+        write(config, project("TDP2") + project("NEW")).write_text(
+            config.read_text(encoding="utf-8").replace("[defaults]", "[defaults]\ntimezone = 5"),
+            encoding="utf-8",
+        )
+
+        applied = daemon.reload()
+
+        after = job_ids(daemon)
+    finally:
+        daemon.stop()
+
+    assert not applied
+    assert "reconcile:TDP2" in before
+    assert after == before
+
+
+def test_failing_builder_reload_keeps_jobs(tmp_path: Path, notify: NotifyListener) -> None:
+    def broken(services: DaemonServices, settings: Settings) -> list[JobSpec]:
+        if len(settings.projects) > 1:
+            raise KeyError("a bug in a job builder")
+        return []
+
+    config = write(tmp_path / "acuse.toml", project("TDP2"))
+    daemon = started(config, notify, [*JOB_BUILDERS, broken])
+    try:
+        before = job_ids(daemon)
+        write(config, project("TDP2") + project("NEW"))
+
+        applied = daemon.reload()
+
+        after = job_ids(daemon)
+    finally:
+        daemon.stop()
+
+    assert not applied
+    assert "reconcile:TDP2" in before
+    assert after == before
+
+
 def test_send_log_job_for_watched_glob(tmp_path: Path, notify: NotifyListener) -> None:
     watched = '[projects.send_log]\npath = "envios/*.csv"\ncron = "0 6 * * 1-5"\n'
     config = write(tmp_path / "acuse.toml", project("TDP2", watched))
