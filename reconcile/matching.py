@@ -12,9 +12,9 @@ it has sends. A group is ambiguous when its evidence disagrees on the outcome an
 cannot be told apart (several identical sends, or two pieces of evidence with the same time
 competing for one send): a person must then decide, so no guess is recorded.
 
-Every piece of evidence about one email carries that email's send time, so a delivery and a
-failure or rejection with the same time, for one send, contradict each other and make it
-ambiguous. A bounce followed by a delivery is not taken as a retry that cancels the bounce:
+Every piece of evidence about one email carries that email's send time. So when one send has a
+delivery and a failure or rejection with the same time, they contradict each other, and the send
+is ambiguous. A bounce followed by a delivery is not taken as a retry that cancels the bounce:
 nothing documents that the provider retries a failed delivery and certifies the retry, while a
 resend by PACO is a new row of the send log and is matched on its own.
 

@@ -1,9 +1,10 @@
 """One reconciliation pass of a project: match sends to evidence, then judge states.
 
 The stored result is a function of the stored sends and evidence alone, never of when each
-arrived or of where one pass ended: a pass judges each recipient it looks at afresh, forgetting
-the links and ambiguity it had, with every send and every piece of evidence of that recipient.
-Evidence that arrives after a send was linked can therefore still make it ambiguous.
+arrived or of where one pass ended. A pass judges each recipient it looks at afresh: it forgets
+the recipient's links and ambiguity, then matches every send and every piece of evidence of that
+recipient again. Evidence that arrives after a send was linked can therefore still make it
+ambiguous.
 
 A pass runs two rounds: first the evidence whose trust verdict is not unverified, then the
 unverified evidence for the sends still without any, so a forged certificate never takes a send
@@ -289,7 +290,7 @@ def _match_recipientless(
     """Link notices that name no recipient to every recipient of the email they concern.
 
     Each notice chooses its email among all the project's sends, whatever their links, so the
-    choice depends on the stored sends alone; only the sends in the pass's scope are linked.
+    choice depends on the stored sends alone. Only the sends in the pass's scope are linked.
     """
     window = rules.window
     result = MatchResult()
@@ -329,9 +330,8 @@ def rejudged_recipients(session: Session, project: ProjectView, since: MatchInpu
     """Select the recipients whose matching may differ from the pass of ``since``.
 
     Those are the recipients of the sends and evidence added since. A notice that names no
-    recipient chooses its email among the sends of every recipient, so the recipients with a
-    send in the window of a notice that is new, or whose window holds an added send, are
-    judged again too.
+    recipient chooses its email among the sends of every recipient. So when a notice is new, or
+    an added send falls in its window, every recipient with a send in that window is judged again.
     """
     window = Window(project.match_window_before, project.match_window_after)
     spans = [
@@ -348,7 +348,7 @@ def rejudged_recipients(session: Session, project: ProjectView, since: MatchInpu
 def _touched_notice_times(
     session: Session, project: str, since: MatchInputs, window: Window
 ) -> list[datetime]:
-    """The times of the notices without recipient that are new or cover an added send."""
+    """Return the times of the notices without recipient that are new or cover an added send."""
     notices = session.execute(
         select(col(Evidence.id), evidence_time().label("time"))
         .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
