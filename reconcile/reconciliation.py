@@ -493,7 +493,7 @@ def reconcile_project(
 ) -> ReconcileSummary:
     """Run one reconciliation pass for ``project`` at ``as_of`` (default: now).
 
-    ``progress`` receives the number of open sends of each recipient as matching reaches it.
+    ``progress`` receives the number of sends of each recipient as matching reaches it.
     """
     now = utcnow()
     as_of = as_of or now
