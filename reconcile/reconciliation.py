@@ -291,6 +291,9 @@ def _match_recipientless(
 
     Each notice chooses its email among all the project's sends, whatever their links, so the
     choice depends on the stored sends alone. Only the sends in the pass's scope are linked.
+
+    NOTE: the sends a notice covers are left out of their recipient's matching, so a certificate
+    of the same email stays unlinked (an orphan) instead of making the send ambiguous.
     """
     window = rules.window
     result = MatchResult()
