@@ -10,7 +10,8 @@ A pass runs two rounds: first the evidence whose trust verdict is not unverified
 unverified evidence for the sends still without any, so a forged certificate never takes a send
 away from a genuine one. In each round, notices that name no recipient go first: each covers
 every recipient of the one email it concerns, chosen among all the sends of the project, and a
-send two notices choose goes to the earlier one. The pass streams both sides ordered by
+send two notices choose goes to the earlier one. A recipient's own evidence of that email with
+another outcome makes the covered send ambiguous. The pass streams both sides ordered by
 recipient, so it holds one recipient's rows at a time, and writes links in batches. Everything a
 pass writes commits together, so a crash leaves the previous result.
 
@@ -61,6 +62,7 @@ from reconcile.matching import (
     MatchResult,
     SendItem,
     Window,
+    agrees_with_send,
     match_recipient,
     match_recipientless,
 )
@@ -286,17 +288,15 @@ def _match_recipientless(
     *,
     trusted: bool,
     taken: set[int],
-) -> MatchResult:
-    """Link notices that name no recipient to every recipient of the email they concern.
+) -> dict[int, EvidenceItem]:
+    """Return the notice that covers each send, for notices that name no recipient.
 
-    Each notice chooses its email among all the project's sends, whatever their links, so the
-    choice depends on the stored sends alone. Only the sends in the pass's scope are linked.
-
-    NOTE: the sends a notice covers are left out of their recipient's matching, so a certificate
-    of the same email stays unlinked (an orphan) instead of making the send ambiguous.
+    A notice covers every recipient of the email it concerns. Each notice chooses its email
+    among all the project's sends, whatever their links, so the choice depends on the stored
+    sends alone. Only the sends in the pass's scope that ``taken`` lacks are returned.
     """
     window = rules.window
-    result = MatchResult()
+    covered: dict[int, EvidenceItem] = {}
     notices = session.execute(
         _evidence_query(project.code, trusted)
         .where(col(Evidence.recipient).is_(None))
@@ -319,14 +319,51 @@ def _match_recipientless(
             )
         ).all()
         items = [SendItem(r.id, r.recipient, r.subject, r.sent_at, r.message_id) for r in sends]
-        linkable = {r.id for r in sends if r.in_scope} - taken - result.links.keys()
+        linkable = {r.id for r in sends if r.in_scope} - taken - covered.keys()
         chosen = match_recipientless(
             items, notice, normalize_subject=rules.normalize_subject, window=window
         )
         for send_id in chosen:
             if send_id in linkable:
-                result.links[send_id] = (notice.id, MatchRule.SUBJECT_TIME)
-    return result
+                covered[send_id] = notice
+    return covered
+
+
+def _contest_notices(
+    sends: list[SendItem],
+    evidence: list[EvidenceItem],
+    covered: dict[int, EvidenceItem],
+    result: MatchResult,
+    rules: "_Rules",
+) -> None:
+    """Move a send from ``covered`` to the ambiguous sends of ``result`` when it contradicts.
+
+    It contradicts when its recipient's own evidence of the same email, which ``result`` left
+    unclaimed, reports another outcome than the notice.
+    """
+    claimed = result.claimed_evidence
+    for send in sends:
+        notice = covered.get(send.id)
+        if notice is None:
+            continue
+        # Evidence about one email carries that email's send time, as the notice does.
+        contradicting = [
+            item.id
+            for item in evidence
+            if item.id not in claimed
+            and item.time == notice.time
+            and item.kind is not notice.kind
+            and agrees_with_send(send, item, rules.normalize_subject, rules.window)
+        ]
+        if contradicting:
+            del covered[send.id]
+            result.ambiguous[send.id] = sorted([notice.id, *contradicting])
+            claimed.update(contradicting)
+
+
+def _notice_links(covered: dict[int, EvidenceItem]) -> MatchResult:
+    links = {send_id: (notice.id, MatchRule.SUBJECT_TIME) for send_id, notice in covered.items()}
+    return MatchResult(links=links)
 
 
 def rejudged_recipients(session: Session, project: ProjectView, since: MatchInputs) -> Select[Any]:
@@ -439,13 +476,12 @@ def _match_round(
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Match the sends in scope with the evidence of one round: trustworthy, or unverified."""
-    # Notices without a recipient go first: they cover whole emails, not one recipient.
-    # The reader below cannot see these uncommitted links, so their sends are skipped there.
-    notice_links = _match_recipientless(
+    # Notices without a recipient go first: they cover whole emails, not one recipient. Their
+    # sends are left out of their recipient's matching, but that recipient's evidence can
+    # still contradict the notice.
+    covered = _match_recipientless(
         writer.session, project, rules, trusted=trusted, taken=writer.taken
     )
-    writer.add(notice_links)
-    writer.flush()
 
     with database.session() as reader_session:
         pairs = _pair_by_recipient(
@@ -453,18 +489,19 @@ def _match_round(
             _scope_evidence(reader_session, database, project.code, trusted, rules.scope),
         )
         for sends, evidence in pairs:
-            open_sends = [send for send in sends if send.id not in writer.taken]
-            writer.add(
-                match_recipient(
-                    open_sends,
-                    evidence,
-                    normalize_subject=rules.normalize_subject,
-                    reference=rules.reference,
-                    window=rules.window,
-                )
+            open_sends = [s for s in sends if s.id not in writer.taken and s.id not in covered]
+            result = match_recipient(
+                open_sends,
+                evidence,
+                normalize_subject=rules.normalize_subject,
+                reference=rules.reference,
+                window=rules.window,
             )
+            _contest_notices(sends, evidence, covered, result, rules)
+            writer.add(result)
             if progress is not None:
                 progress(len(sends))
+    writer.add(_notice_links(covered))
     writer.flush()
 
 

@@ -175,6 +175,24 @@ def test_resend_after_bounce_is_its_own_send(
     assert load_send(database, resent).state is SendState.CERTIFIED
 
 
+@pytest.mark.parametrize("notice_first", [True, False])
+def test_notice_and_delivery_are_ambiguous(
+    database: Database, project: ProjectView, notice_first: bool
+) -> None:
+    ana = add_send(database, recipient="ana@example.com")
+    luis = add_send(database, recipient="luis@example.com")
+    arrivals = [
+        lambda: add_evidence(database, EvidenceKind.REJECTED, recipient=None, certificate_id=None),
+        lambda: add_evidence(database, recipient="ana@example.com"),
+    ]
+    for arrive in arrivals if notice_first else reversed(arrivals):
+        arrive()
+        reconcile_project(database, project, str.casefold, as_of=SENT + timedelta(days=1))
+
+    assert load_send(database, ana).state is SendState.AMBIGUOUS
+    assert load_send(database, luis).state is SendState.REJECTED
+
+
 # The property: any arrival order, with a pass after each arrival, ends as one pass at the end.
 
 RECIPIENTS = ("ana@example.com", "luis@example.com")
