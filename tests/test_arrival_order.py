@@ -96,6 +96,7 @@ SEQUENCES = [
 ]
 
 
+@pytest.mark.both_engines
 @pytest.mark.parametrize("names", SEQUENCES, ids="-then-".join)
 def test_evidence_one_poll_at_a_time_is_ambiguous(
     database: Database, samples_project: ProjectView, tmp_path: Path, names: tuple[str, ...]
@@ -110,6 +111,7 @@ def test_evidence_one_poll_at_a_time_is_ambiguous(
     assert candidate_kinds(database, send) == sorted(KINDS[name] for name in names)
 
 
+@pytest.mark.both_engines
 @pytest.mark.parametrize("names", SEQUENCES, ids="-and-".join)
 def test_evidence_in_one_poll_is_ambiguous(
     database: Database, samples_project: ProjectView, tmp_path: Path, names: tuple[str, ...]
@@ -122,6 +124,7 @@ def test_evidence_in_one_poll_is_ambiguous(
     assert candidate_kinds(database, send) == sorted(KINDS[name] for name in names)
 
 
+@pytest.mark.both_engines
 def test_late_rejection_is_no_orphan(
     database: Database, samples_project: ProjectView, tmp_path: Path
 ) -> None:
@@ -136,6 +139,7 @@ def test_late_rejection_is_no_orphan(
     assert [orphan.kind for orphan in orphans if orphan.subject == SEND_1075.full_subject] == []
 
 
+@pytest.mark.both_engines
 def test_rejection_alert_closes_for_review(
     make_settings: Callable[..., Settings], database: Database, tmp_path: Path
 ) -> None:
@@ -157,6 +161,7 @@ def test_rejection_alert_closes_for_review(
     assert alert.resolution is Resolution.NEEDS_REVIEW
 
 
+@pytest.mark.both_engines
 @pytest.mark.parametrize("bounce_first", [True, False])
 def test_resend_after_bounce_is_its_own_send(
     database: Database, project: ProjectView, bounce_first: bool
@@ -175,6 +180,7 @@ def test_resend_after_bounce_is_its_own_send(
     assert load_send(database, resent).state is SendState.CERTIFIED
 
 
+@pytest.mark.both_engines
 @pytest.mark.parametrize("notice_first", [True, False])
 def test_notice_and_delivery_are_ambiguous(
     database: Database, project: ProjectView, notice_first: bool
