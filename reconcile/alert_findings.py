@@ -32,6 +32,12 @@ SEND_KINDS = {
     SendState.UNVERIFIED: AlertKind.EVIDENCE_UNVERIFIED,
 }
 EVIDENCE_MAILBOX_KEY = "evidence-mailbox"
+# How an alert about a send closes when the send reaches a state that raises no alert. Evidence
+# that arrives later can make a send ambiguous; no alert reports that state, so the note must.
+_NEW_STATE_RESOLUTIONS = {
+    SendState.CERTIFIED: Resolution.CERTIFIED,
+    SendState.AMBIGUOUS: Resolution.NEEDS_REVIEW,
+}
 
 
 @dataclass(frozen=True)
@@ -167,12 +173,9 @@ def _judge_alerted_send(view: SendView, superseded: set[int], findings: Findings
             Finding(kind, send_key(view.send_id), send_details(view), send_id=view.send_id)
         )
         return
-    resolution = Resolution.CERTIFIED if view.state is SendState.CERTIFIED else None
+    resolution = _NEW_STATE_RESOLUTIONS.get(view.state, Resolution.STATE_CHANGED)
     for other in SEND_KINDS.values():
-        findings.resolutions[(other, send_key(view.send_id))] = (
-            resolution or Resolution.STATE_CHANGED,
-            send_details(view),
-        )
+        findings.resolutions[(other, send_key(view.send_id))] = (resolution, send_details(view))
 
 
 def _views_by_id(

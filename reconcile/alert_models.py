@@ -35,6 +35,7 @@ class Resolution(StrEnum):
     CERTIFIED = "certified"
     SUPERSEDED = "superseded"
     STATE_CHANGED = "state_changed"
+    NEEDS_REVIEW = "needs_review"
     EVIDENCE_CLAIMED = "evidence_claimed"
     MAILBOX_RECOVERED = "mailbox_recovered"
     EVIDENCE_ARRIVED = "evidence_arrived"

@@ -46,6 +46,7 @@ _RESOLUTIONS = {
     Resolution.CERTIFIED: N_("certified late"),
     Resolution.SUPERSEDED: N_("a later send to the same recipient was certified"),
     Resolution.STATE_CHANGED: N_("the send changed state"),
+    Resolution.NEEDS_REVIEW: N_("several pieces of evidence now fit the send: review it"),
     Resolution.EVIDENCE_CLAIMED: N_("a send now matches this evidence"),
     Resolution.MAILBOX_RECOVERED: N_("the mailbox answers again"),
     Resolution.EVIDENCE_ARRIVED: N_("evidence arrives again"),

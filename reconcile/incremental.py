@@ -9,8 +9,9 @@ compares:
 
 - nothing changed: matching is skipped, and only the deadline moves (pending and missing sends);
 - only rows were added (no message up to the recorded highest id was read again, same rules):
-  matching runs for the recipients of the sends and evidence added, because each recipient
-  is matched apart from the others;
+  the recipients of the sends and evidence added are judged again, because each recipient is
+  matched apart from the others (notices that name no recipient widen that set, see
+  ``reconcile.reconciliation.rejudged_recipients``);
 - anything else: a full pass.
 
 NOTE: on PostgreSQL, a reprocess that commits while a pass reads its inputs, with an ingest
@@ -153,19 +154,20 @@ def added_recipients(project: str, since: MatchInputs) -> Select[Any]:
 
 
 def update_open_states(
-    session: Session, project: ProjectView, as_of: datetime, now: datetime
+    session: Session, project: ProjectView, as_of: datetime, now: datetime, rejudged: Select[Any]
 ) -> int:
-    """Store the state at ``as_of`` of every send not in a final state; return how many changed.
+    """Store the state at ``as_of`` of the sends of the ``rejudged`` recipients and of every
+    send not in a final state; return how many changed.
 
-    Only valid when the links of sends in a final state did not change since their states were
-    stored, which is true unless evidence was reprocessed.
+    Only valid when the links of the other recipients' sends did not change since their states
+    were stored, which is true unless evidence was reprocessed.
     """
     new_state = state_expression(as_of, project.missing_after)
     changed = session.execute(
         update(Send)
         .where(
             col(Send.project) == project.code,
-            col(Send.state).not_in(FINAL_STATES),
+            or_(col(Send.recipient).in_(rejudged), col(Send.state).not_in(FINAL_STATES)),
             col(Send.state) != new_state,
         )
         .values(state=new_state, state_changed_at=now)

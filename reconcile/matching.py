@@ -12,6 +12,12 @@ it has sends. A group is ambiguous when its evidence disagrees on the outcome an
 cannot be told apart (several identical sends, or two pieces of evidence with the same time
 competing for one send): a person must then decide, so no guess is recorded.
 
+Every piece of evidence about one email carries that email's send time. So when one send has a
+delivery and a failure or rejection with the same time, they contradict each other, and the send
+is ambiguous. A bounce followed by a delivery is not taken as a retry that cancels the bounce:
+nothing documents that the provider retries a failed delivery and certifies the retry, while a
+resend by PACO is a new row of the send log and is matched on its own.
+
 Cross-check: the Message-ID and reference rules trust a token, so a link they make must also
 agree with the send on the rest (``agrees_with_send``): the recipient, the time window and
 the subject, where a subject that is the start of the other counts as the same, since mail
@@ -112,26 +118,52 @@ def match_by_message_id(
     """Link each send to the evidence that names its Message-ID, for the same recipient.
 
     With ``agrees``, evidence that names the Message-ID but disagrees with the send on
-    anything else is not linked.
+    anything else is not linked. When the evidence naming one Message-ID disagrees on the
+    outcome, every send with that Message-ID is ambiguous, whichever evidence came first.
     """
     by_message_id: dict[str, list[EvidenceItem]] = defaultdict(list)
-    for item in evidence:
+    for item in sorted(evidence, key=lambda e: (e.time, e.id)):
         if item.original_message_id:
             by_message_id[item.original_message_id].append(item)
+    sends_by_message_id: dict[str, list[SendItem]] = defaultdict(list)
+    for send in sends:
+        if send.message_id:
+            sends_by_message_id[send.message_id].append(send)
 
     result = MatchResult()
+    for message_id, group in sends_by_message_id.items():
+        fitting = {
+            send.id: [
+                item
+                for item in by_message_id.get(message_id, [])
+                if item.recipient in (None, send.recipient)
+                and (agrees is None or agrees(send, item))
+            ]
+            for send in group
+        }
+        _settle_message_id(group, fitting, result)
+    return result
+
+
+def _settle_message_id(
+    group: list[SendItem], fitting: dict[int, list[EvidenceItem]], result: MatchResult
+) -> None:
+    items = {item.id: item for found in fitting.values() for item in found}
+    if len({item.kind for item in items.values()}) > 1:
+        ordered = sorted(items.values(), key=lambda e: (e.time, e.id))
+        candidate_ids = [item.id for item in ordered]
+        for send in group:
+            if fitting[send.id]:
+                result.ambiguous[send.id] = candidate_ids
+        return
+
     used: set[int] = set()
-    for send in sends:
-        if not send.message_id:
-            continue
-        for item in by_message_id.get(send.message_id, []):
-            if agrees is not None and not agrees(send, item):
-                continue
-            if item.id not in used and item.recipient in (None, send.recipient):
+    for send in group:
+        for item in fitting[send.id]:
+            if item.id not in used:
                 result.links[send.id] = (item.id, MatchRule.MESSAGE_ID)
                 used.add(item.id)
                 break
-    return result
 
 
 @dataclass

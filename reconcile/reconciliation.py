@@ -1,15 +1,23 @@
-"""One reconciliation pass of a project: match open sends to unlinked evidence, then judge states.
+"""One reconciliation pass of a project: match sends to evidence, then judge states.
 
-A pass only looks at what is still open: sends without evidence (pending, missing, not_copied,
-ambiguous) and evidence that no send claims. Links, once made, stay, except that a send linked
-to unverified evidence stays open for trustworthy evidence. The pass runs two rounds: first
-the evidence whose trust verdict is not unverified, then the unverified evidence for the sends
-still without any, so a forged certificate never takes a send away from a genuine one. The
-pass streams both sides ordered by recipient, so it holds one recipient's rows at a time, and
-writes links in batches. Everything a pass writes commits together, so a crash leaves the
-previous result. A pass after one that found only added sends and evidence matches only their
-recipients, and a pass that finds nothing new only moves sends past their deadline
-(``reconcile.incremental``).
+The stored result is a function of the stored sends and evidence alone, never of when each
+arrived or of where one pass ended. A pass judges each recipient it looks at afresh: it forgets
+the recipient's links and ambiguity, then matches every send and every piece of evidence of that
+recipient again. Evidence that arrives after a send was linked can therefore still make it
+ambiguous.
+
+A pass runs two rounds: first the evidence whose trust verdict is not unverified, then the
+unverified evidence for the sends still without any, so a forged certificate never takes a send
+away from a genuine one. In each round, notices that name no recipient go first: each covers
+every recipient of the one email it concerns, chosen among all the sends of the project, and a
+send two notices choose goes to the earlier one. A recipient's own evidence of that email with
+another outcome makes the covered send ambiguous. The pass streams both sides ordered by
+recipient, so it holds one recipient's rows at a time, and writes links in batches. Everything a
+pass writes commits together, so a crash leaves the previous result.
+
+A pass after one that found only added sends and evidence judges again only the recipients they
+touch (``rejudged_recipients``), and a pass that finds nothing new only moves sends past their
+deadline (``reconcile.incremental``).
 """
 
 import functools
@@ -27,11 +35,11 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    exists,
     func,
     or_,
     select,
     true,
+    union,
     update,
 )
 from sqlmodel import Session, col
@@ -54,6 +62,7 @@ from reconcile.matching import (
     MatchResult,
     SendItem,
     Window,
+    agrees_with_send,
     match_recipient,
     match_recipientless,
 )
@@ -120,16 +129,6 @@ def _unverified(verdict: ColumnElement[str] | object) -> ColumnElement[bool]:
     return verdict == TrustVerdict.UNVERIFIED.value  # type: ignore[return-value]
 
 
-def _open_send_filter(trusted: bool) -> ColumnElement[bool]:
-    """Sends a round may link: without evidence, and in the first round also those whose
-    evidence is unverified."""
-    without = col(Send.evidence_id).is_(None)
-    if not trusted:
-        return without
-    unverified_ids = select(col(Evidence.id)).where(_unverified(col(Evidence.trust_verdict)))
-    return or_(without, col(Send.evidence_id).in_(unverified_ids))
-
-
 def _within(column: Any, scope: Select[Any] | None) -> ColumnElement[bool]:
     """Limit a query to the recipients of ``scope``; no limit when it is None."""
     if scope is None:
@@ -137,8 +136,8 @@ def _within(column: Any, scope: Select[Any] | None) -> ColumnElement[bool]:
     return column.in_(scope)  # type: ignore[no-any-return]
 
 
-def _open_sends(
-    session: Session, database: Database, project: str, trusted: bool, scope: Select[Any] | None
+def _scope_sends(
+    session: Session, database: Database, project: str, scope: Select[Any] | None
 ) -> Iterator[SendItem]:
     query = (
         select(
@@ -148,11 +147,7 @@ def _open_sends(
             col(Send.sent_at),
             col(Send.message_id),
         )
-        .where(
-            col(Send.project) == project,
-            _open_send_filter(trusted),
-            _within(col(Send.recipient), scope),
-        )
+        .where(col(Send.project) == project, _within(col(Send.recipient), scope))
         .order_by(_recipient_order(database, col(Send.recipient)), col(Send.sent_at), col(Send.id))
         .execution_options(yield_per=_FLUSH_EVERY)
     )
@@ -160,8 +155,7 @@ def _open_sends(
         yield SendItem(row.id, row.recipient, row.subject, row.sent_at, row.message_id)
 
 
-def _unlinked_evidence_query(project: str, trusted: bool):  # type: ignore[no-untyped-def]
-    linked = exists().where(col(Send.evidence_id) == col(Evidence.id))
+def _evidence_query(project: str, trusted: bool):  # type: ignore[no-untyped-def]
     unverified = _unverified(col(Evidence.trust_verdict))
     return (
         select(
@@ -173,7 +167,7 @@ def _unlinked_evidence_query(project: str, trusted: bool):  # type: ignore[no-un
             col(Evidence.original_message_id),
         )
         .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
-        .where(col(Evidence.project) == project, ~linked, ~unverified if trusted else unverified)
+        .where(col(Evidence.project) == project, ~unverified if trusted else unverified)
     )
 
 
@@ -188,11 +182,11 @@ def _evidence_item(row) -> EvidenceItem:  # type: ignore[no-untyped-def]
     )
 
 
-def _open_evidence(
+def _scope_evidence(
     session: Session, database: Database, project: str, trusted: bool, scope: Select[Any] | None
 ) -> Iterator[EvidenceItem]:
     query = (
-        _unlinked_evidence_query(project, trusted)
+        _evidence_query(project, trusted)
         .where(col(Evidence.recipient).is_not(None), _within(col(Evidence.recipient), scope))
         .order_by(_recipient_order(database, col(Evidence.recipient)), "time", col(Evidence.id))
         .execution_options(yield_per=_FLUSH_EVERY)
@@ -270,15 +264,19 @@ class _LinkWriter:
         self.session.flush()
 
 
-def _clear_open_candidates(session: Session, project: str, scope: Select[Any] | None) -> None:
-    """Forget earlier ambiguity so that it is judged again with today's evidence."""
-    open_sends = and_(_open_send_filter(trusted=True), _within(col(Send.recipient), scope))
-    open_send_ids = select(col(Send.id)).where(col(Send.project) == project, open_sends)
-    session.execute(delete(MatchCandidate).where(col(MatchCandidate.send_id).in_(open_send_ids)))
+def _forget_matches(session: Session, project: str, scope: Select[Any] | None) -> None:
+    """Forget the links and ambiguity of the sends in ``scope``, so they are judged afresh."""
+    in_scope = and_(col(Send.project) == project, _within(col(Send.recipient), scope))
+    session.execute(
+        delete(MatchCandidate).where(
+            col(MatchCandidate.send_id).in_(select(col(Send.id)).where(in_scope))
+        )
+    )
+    matched = or_(col(Send.evidence_id).is_not(None), col(Send.candidates).is_not(None))
     session.execute(
         update(Send)
-        .where(col(Send.project) == project, open_sends, col(Send.candidates).is_not(None))
-        .values(candidates=None)
+        .where(in_scope, matched)
+        .values(evidence_id=None, match_rule=None, candidates=None)
         .execution_options(synchronize_session=False)
     )
 
@@ -286,16 +284,23 @@ def _clear_open_candidates(session: Session, project: str, scope: Select[Any] | 
 def _match_recipientless(
     session: Session,
     project: ProjectView,
-    normalize_subject: Callable[[str], str],
-    window: Window,
+    rules: "_Rules",
     *,
     trusted: bool,
     taken: set[int],
-) -> MatchResult:
-    """Link notices that name no recipient to every recipient of the email they concern."""
-    result = MatchResult()
+) -> dict[int, EvidenceItem]:
+    """Return the notice that covers each send, for notices that name no recipient.
+
+    A notice covers every recipient of the email it concerns. Each notice chooses its email
+    among all the project's sends, whatever their links, so the choice depends on the stored
+    sends alone. Only the sends in the pass's scope that ``taken`` lacks are returned.
+    """
+    window = rules.window
+    covered: dict[int, EvidenceItem] = {}
     notices = session.execute(
-        _unlinked_evidence_query(project.code, trusted).where(col(Evidence.recipient).is_(None))
+        _evidence_query(project.code, trusted)
+        .where(col(Evidence.recipient).is_(None))
+        .order_by("time", col(Evidence.id))
     ).all()
     for row in notices:
         notice = _evidence_item(row)
@@ -306,20 +311,102 @@ def _match_recipientless(
                 col(Send.subject),
                 col(Send.sent_at),
                 col(Send.message_id),
+                _within(col(Send.recipient), rules.scope).label("in_scope"),
             ).where(
                 col(Send.project) == project.code,
-                _open_send_filter(trusted),
                 col(Send.sent_at) >= notice.time - window.after,
                 col(Send.sent_at) <= notice.time + window.before,
             )
         ).all()
         items = [SendItem(r.id, r.recipient, r.subject, r.sent_at, r.message_id) for r in sends]
-        items = [item for item in items if item.id not in result.links and item.id not in taken]
-        for send_id in match_recipientless(
-            items, notice, normalize_subject=normalize_subject, window=window
-        ):
-            result.links[send_id] = (notice.id, MatchRule.SUBJECT_TIME)
-    return result
+        linkable = {r.id for r in sends if r.in_scope} - taken - covered.keys()
+        chosen = match_recipientless(
+            items, notice, normalize_subject=rules.normalize_subject, window=window
+        )
+        for send_id in chosen:
+            if send_id in linkable:
+                covered[send_id] = notice
+    return covered
+
+
+def _contest_notices(
+    sends: list[SendItem],
+    evidence: list[EvidenceItem],
+    covered: dict[int, EvidenceItem],
+    result: MatchResult,
+    rules: "_Rules",
+) -> None:
+    """Move a send from ``covered`` to the ambiguous sends of ``result`` when it contradicts.
+
+    It contradicts when its recipient's own evidence of the same email, which ``result`` left
+    unclaimed, reports another outcome than the notice.
+    """
+    claimed = result.claimed_evidence
+    for send in sends:
+        notice = covered.get(send.id)
+        if notice is None:
+            continue
+        # Evidence about one email carries that email's send time, as the notice does.
+        contradicting = [
+            item.id
+            for item in evidence
+            if item.id not in claimed
+            and item.time == notice.time
+            and item.kind is not notice.kind
+            and agrees_with_send(send, item, rules.normalize_subject, rules.window)
+        ]
+        if contradicting:
+            del covered[send.id]
+            result.ambiguous[send.id] = sorted([notice.id, *contradicting])
+            claimed.update(contradicting)
+
+
+def _notice_links(covered: dict[int, EvidenceItem]) -> MatchResult:
+    links = {send_id: (notice.id, MatchRule.SUBJECT_TIME) for send_id, notice in covered.items()}
+    return MatchResult(links=links)
+
+
+def rejudged_recipients(session: Session, project: ProjectView, since: MatchInputs) -> Select[Any]:
+    """Select the recipients whose matching may differ from the pass of ``since``.
+
+    Those are the recipients of the sends and evidence added since. A notice that names no
+    recipient chooses its email among the sends of every recipient. So when a notice is new, or
+    an added send falls in its window, every recipient with a send in that window is judged again.
+    """
+    window = Window(project.match_window_before, project.match_window_after)
+    spans = [
+        col(Send.sent_at).between(time - window.after, time + window.before)
+        for time in _touched_notice_times(session, project.code, since, window)
+    ]
+    added = added_recipients(project.code, since)
+    if not spans:
+        return added
+    covered = select(col(Send.recipient)).where(col(Send.project) == project.code, or_(*spans))
+    return select(union(added, covered).subquery().c[0])
+
+
+def _touched_notice_times(
+    session: Session, project: str, since: MatchInputs, window: Window
+) -> list[datetime]:
+    """Return the times of the notices without recipient that are new or cover an added send."""
+    notices = session.execute(
+        select(col(Evidence.id), evidence_time().label("time"))
+        .join(StoredMessage, col(StoredMessage.id) == col(Evidence.message_pk))
+        .where(col(Evidence.project) == project, col(Evidence.recipient).is_(None))
+    ).all()
+    added_send = select(col(Send.id)).where(
+        col(Send.project) == project, col(Send.id) > since.last_send_id
+    )
+    touched = []
+    for notice_id, time in notices:
+        covers_added = session.execute(
+            added_send.where(
+                col(Send.sent_at).between(time - window.after, time + window.before)
+            ).limit(1)
+        ).first()
+        if notice_id > since.last_evidence_id or covers_added is not None:
+            touched.append(time)
+    return touched
 
 
 def release_evidence(session: Session, evidence_ids: list[int]) -> None:
@@ -388,38 +475,33 @@ def _match_round(
     trusted: bool,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Match the open sends with the evidence of one round: trustworthy, or unverified."""
-    # Notices without a recipient go first: they cover whole emails, not one recipient.
-    # The reader below cannot see these uncommitted links, so their sends are skipped there.
-    notice_links = _match_recipientless(
-        writer.session,
-        project,
-        rules.normalize_subject,
-        rules.window,
-        trusted=trusted,
-        taken=writer.taken,
+    """Match the sends in scope with the evidence of one round: trustworthy, or unverified."""
+    # Notices without a recipient go first: they cover whole emails, not one recipient. Their
+    # sends are left out of their recipient's matching, but that recipient's evidence can
+    # still contradict the notice.
+    covered = _match_recipientless(
+        writer.session, project, rules, trusted=trusted, taken=writer.taken
     )
-    writer.add(notice_links)
-    writer.flush()
 
     with database.session() as reader_session:
         pairs = _pair_by_recipient(
-            _open_sends(reader_session, database, project.code, trusted, rules.scope),
-            _open_evidence(reader_session, database, project.code, trusted, rules.scope),
+            _scope_sends(reader_session, database, project.code, rules.scope),
+            _scope_evidence(reader_session, database, project.code, trusted, rules.scope),
         )
         for sends, evidence in pairs:
-            open_sends = [send for send in sends if send.id not in writer.taken]
-            writer.add(
-                match_recipient(
-                    open_sends,
-                    evidence,
-                    normalize_subject=rules.normalize_subject,
-                    reference=rules.reference,
-                    window=rules.window,
-                )
+            open_sends = [s for s in sends if s.id not in writer.taken and s.id not in covered]
+            result = match_recipient(
+                open_sends,
+                evidence,
+                normalize_subject=rules.normalize_subject,
+                reference=rules.reference,
+                window=rules.window,
             )
+            _contest_notices(sends, evidence, covered, result, rules)
+            writer.add(result)
             if progress is not None:
                 progress(len(sends))
+    writer.add(_notice_links(covered))
     writer.flush()
 
 
@@ -432,8 +514,8 @@ def _match_pass(
     *,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Match the open sends of ``rules.scope`` in both rounds and count the outcome."""
-    _clear_open_candidates(writer_session, project.code, rules.scope)
+    """Match the sends of ``rules.scope`` afresh in both rounds and count the outcome."""
+    _forget_matches(writer_session, project.code, rules.scope)
     writer_session.flush()
     writer = _LinkWriter(writer_session)
     for trusted in (True, False):
@@ -451,7 +533,7 @@ def reconcile_project(
 ) -> ReconcileSummary:
     """Run one reconciliation pass for ``project`` at ``as_of`` (default: now).
 
-    ``progress`` receives the number of open sends of each recipient as matching reaches it.
+    ``progress`` receives the number of sends of each recipient as matching reaches it.
     """
     now = utcnow()
     as_of = as_of or now
@@ -468,7 +550,7 @@ def reconcile_project(
             recipients = None
             if scope is PassScope.ADDED:
                 assert earlier is not None
-                recipients = added_recipients(project.code, earlier)
+                recipients = rejudged_recipients(writer_session, project, earlier)
             rules = _Rules(
                 # Each subject is compared several times, by each rule, for sends and evidence.
                 functools.lru_cache(maxsize=_SUBJECT_CACHE_SIZE)(normalize_subject),
@@ -477,9 +559,12 @@ def reconcile_project(
                 recipients,
             )
             _match_pass(database, writer_session, project, rules, summary, progress=progress)
-            added_only = scope is PassScope.ADDED
-            store_states = update_open_states if added_only else update_states
-            summary.state_changes = store_states(writer_session, project, as_of, now)
+            if recipients is None:
+                summary.state_changes = update_states(writer_session, project, as_of, now)
+            else:
+                summary.state_changes = update_open_states(
+                    writer_session, project, as_of, now, rejudged=recipients
+                )
 
         summary.states = count_states(writer_session, project.code)
         writer_session.merge(
