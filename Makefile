@@ -55,7 +55,7 @@ catalogs: $(STAMP)
 		-F babel.cfg -o $(POT).new .
 	@if [ -f $(POT) ] && diff -q -I '^"POT-Creation-Date: ' $(POT) $(POT).new >/dev/null; \
 		then rm $(POT).new; else mv $(POT).new $(POT); fi
-	$(BIN)/pybabel update --ignore-pot-creation-date -D acuse -i $(POT) -d config/locale
+	$(BIN)/pybabel update --ignore-pot-creation-date --ignore-obsolete -D acuse -i $(POT) -d config/locale
 	$(BIN)/pybabel compile --statistics -D acuse -d config/locale
 
 clean:
