@@ -123,7 +123,15 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def import_sends_command(app: AppContext, path: Path, project_code: str) -> None:
         project = app.projects(project_code)[0]
-        print_import_summary(import_send_log(app.database, path, project, utcnow()))
+        summary = import_send_log(app.database, path, project, utcnow())
+        print_import_summary(summary)
+        if summary.rejected and not summary.added and not summary.already_known:
+            message = _(
+                "Error: no row of {path} could be stored: fix the rows listed above and import "
+                "the file again."
+            ).format(path=path)
+            click.echo(message, err=True)
+            raise SystemExit(EXIT_RUNTIME)
 
     @cli.command(
         "ingest",

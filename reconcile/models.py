@@ -116,3 +116,15 @@ class ReconcileRun(SQLModel, table=True):
     matched: int = 0
     ambiguous: int = 0
     state_changes: int = 0
+
+
+class SendLogFailure(SQLModel, table=True):
+    """A watched send-log file that could not be imported, kept until the file changes."""
+
+    __tablename__ = "send_log_failure"
+
+    project: str = Field(sa_type=String(64), primary_key=True)
+    path: str = Field(sa_type=Text, primary_key=True)
+    sha256: str = Field(sa_type=String(64))
+    failed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str = Field(sa_type=Text)
