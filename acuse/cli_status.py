@@ -193,7 +193,7 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
 
 
 def _send_log_fields(health: SendLogHealth, project: ProjectView) -> dict[str, Any]:
-    """The project's last send-log import and the watched files that failed, for scripts."""
+    """Return the project's last send-log import and its failed watched files, for scripts."""
     return {
         "last_send_log_import_at": iso_time(health.last_import_at, project),
         "last_send_log_import_path": health.last_import_path,

@@ -18,7 +18,7 @@ from config.i18n import _
 
 @dataclass(frozen=True, slots=True)
 class UnsavedFormula:
-    """An XLSX cell that holds a formula but no value, because no spreadsheet program saved it.
+    """An XLSX cell that contains a formula but no value, because no spreadsheet program saved it.
 
     Files written by scripts often look like this: Excel or LibreOffice compute and store the
     value when they save the file.

@@ -233,7 +233,7 @@ def _check_quotes_closed(path: Path, encoding: str, delimiter: str, record_line:
 
 
 def _ends_inside_quotes(text: str, delimiter: str) -> bool:
-    """Whether the CSV record ``text`` ends inside a quoted cell, read as the csv module does.
+    """Return whether the CSV record ``text`` ends inside a quoted cell, as the csv module reads it.
 
     A quote opens a cell only at the start of the cell, and inside a quoted cell a doubled
     quote is a literal quote.
