@@ -2,7 +2,7 @@
 
 A failure is stored per project and path with the SHA-256 of the content that failed. The
 daemon skips that content on later turns and tries again once the file changes. A file that
-imports cleanly loses its failure.
+imports, or that is gone from the watched folder, loses its failure.
 """
 
 from dataclasses import dataclass
@@ -35,6 +35,16 @@ def clear_failure(db: Database, project: str, path: Path) -> None:
     """Forget the failure of ``path``, once its content imported."""
     statement = delete(SendLogFailure).where(
         col(SendLogFailure.project) == project, col(SendLogFailure.path) == str(path)
+    )
+    with db.write() as session:
+        session.exec(statement)
+
+
+def clear_failures_of_missing_files(db: Database, project: str, present: list[Path]) -> None:
+    """Forget the failures of files that are no longer among the ``present`` ones."""
+    statement = delete(SendLogFailure).where(
+        col(SendLogFailure.project) == project,
+        col(SendLogFailure.path).not_in([str(path) for path in present]),
     )
     with db.write() as session:
         session.exec(statement)

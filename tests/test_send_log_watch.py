@@ -157,3 +157,20 @@ def test_failed_file_waits_for_change(
 def stored_failures(database: Database) -> list[SendLogFailure]:
     with database.session() as session:
         return list(session.exec(select(SendLogFailure)).all())
+
+
+def test_removed_file_failure_forgotten(
+    tmp_path: Path, make_settings: Callable[..., Settings], database: Database
+) -> None:
+    (tmp_path / "logs").mkdir()
+    bad = settled(write_csv(tmp_path / "logs" / "cartera.csv", [["Nombre"], ["Ana"]]))
+    settings, project = watching(make_settings, "logs/*.csv")
+    importer = SendLogImporter(settings, database)
+    importer.import_new(project)
+    recorded = len(stored_failures(database))
+
+    bad.unlink()
+    importer.import_new(project)
+
+    assert recorded == 1
+    assert stored_failures(database) == []
