@@ -13,7 +13,7 @@ from datetime import datetime, time
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeAlias
 from zipfile import BadZipFile, ZipFile, ZipInfo
 
 from openpyxl import load_workbook
@@ -281,7 +281,13 @@ def _check_xlsx_size(path: Path, settings: SendLogSettings) -> None:
             members = archive.infolist()
             uncompressed = sum(member.file_size for member in members)
             if uncompressed > settings.max_xlsx_bytes:
-                _raise_too_large(path, "max_xlsx_bytes", uncompressed, settings.max_xlsx_bytes)
+                message = _(
+                    "Send log {path} is too large to read safely: it has {size} bytes "
+                    "uncompressed, more than max_xlsx_bytes = {limit} in [projects.send_log]. "
+                    "Export a shorter date range, save the report as CSV UTF-8, or raise "
+                    "max_xlsx_bytes."
+                ).format(path=path, size=f"{uncompressed:,}", limit=f"{settings.max_xlsx_bytes:,}")
+                raise SendLogError(message, path)
             for member in members:
                 if member.filename.lower().endswith("sharedstrings.xml"):
                     _check_shared_strings(archive, member, path, settings.max_xlsx_shared_strings)
@@ -301,21 +307,18 @@ def _check_shared_strings(archive: ZipFile, member: ZipInfo, path: Path, limit: 
             data = carry + chunk
             count += len(_SHARED_STRING.findall(data))
             if count > limit:
-                _raise_too_large(path, "max_xlsx_shared_strings", count, limit)
+                message = _(
+                    "Send log {path} is too large to read safely: it has more distinct texts "
+                    "than max_xlsx_shared_strings = {limit} in [projects.send_log]. Export a "
+                    "shorter date range, save the report as CSV UTF-8, or raise "
+                    "max_xlsx_shared_strings."
+                ).format(path=path, limit=f"{limit:,}")
+                raise SendLogError(message, path)
             # An element start cut at the chunk's end is counted with the next chunk.
             cut = data.rfind(b"<", len(data) - _SHARED_STRING_TAG_BYTES)
             carry = data[cut:] if cut >= 0 else b""
             if carry and _SHARED_STRING.match(carry):
                 carry = b""
-
-
-def _raise_too_large(path: Path, key: str, value: int, limit: int) -> NoReturn:
-    message = _(
-        "Send log {path} is too large to read safely: {value} is more than {key} = {limit} "
-        "in [projects.send_log]. Export a shorter date range, save the report as CSV UTF-8, "
-        "or raise {key}."
-    ).format(path=path, value=f"{value:,}", key=key, limit=f"{limit:,}")
-    raise SendLogError(message, path)
 
 
 def xlsx_records(workbook: Workbook, path: Path) -> Iterator[Record]:
