@@ -343,7 +343,7 @@ def test_import_all_rows_rejected_exit_3(run: Run, config: Path, tmp_path: Path)
     )
 
     assert outcome.code == 3
-    assert "2 rejected" in outcome.stdout
+    assert "2 rows rejected" in outcome.stdout
     assert "no row of" in outcome.stderr
 
 
