@@ -142,6 +142,13 @@ def register(cli: click.Group) -> None:
         with progress_bar(_("Importing sends")) as advance:
             summary = import_send_log(app.database, path, project, utcnow(), progress=advance)
         print_import_summary(summary)
+        if summary.rejected and not summary.added and not summary.already_known:
+            message = _(
+                "Error: no row of {path} could be stored: fix the rows listed above and import "
+                "the file again."
+            ).format(path=path)
+            click.echo(message, err=True)
+            raise SystemExit(EXIT_RUNTIME)
 
     @cli.command(
         "ingest",

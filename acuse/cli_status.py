@@ -24,7 +24,8 @@ from monitor.models import MailboxHealth
 from reconcile.alert_queries import OutboxHealth, open_alert_count, outbox_health
 from reconcile.alert_routing import missing_smtp_warning
 from reconcile.models import SendState
-from reconcile.queries import ProjectStatus, project_status
+from reconcile.queries import ProjectStatus, count_sends_after, project_status
+from reconcile.send_log_failures import SendLogHealth, send_log_health
 
 _COUNTS = ("messages", "evidence", "unrelated", "quarantined", "orphans")
 
@@ -133,6 +134,8 @@ def _status_columns() -> list[Column]:
         Column("open_alerts", _("Open alerts")),
         Column("last_message_at", _("Last message")),
         Column("last_reconcile_at", _("Last reconciliation")),
+        Column("last_send_log_import_at", _("Last send-log import")),
+        Column("send_log_failures", _("Send-log files failed")),
         *(Column(state.value, state_label(state)) for state in SendState),
     ]
 
@@ -142,6 +145,7 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
     now = utcnow()
     records: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
     with app.database.session() as session:
         outbox = outbox_health(session)
         leases = {(lease.project, lease.folder): lease for lease in mailbox_leases(session)}
@@ -150,11 +154,17 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
             health = _health_for(project, load_health(session, project.code))
             alerts = _alert_fields(session, outbox, project)
             lease = _live_lease(project, leases, now)
+            send_log = send_log_health(session, project.code)
+            send_log_fields = _send_log_fields(send_log, project)
+            send_log_fields["sends_dated_later"] = later = count_sends_after(session, project, now)
+            if later:
+                warnings.append(_sends_dated_later_line(project, later))
             records.append(
                 {
                     **_status_record(status, project, health),
                     **_lease_record(lease, project),
                     **alerts,
+                    **send_log_fields,
                 }
             )
             row = _status_row(status, project, health)
@@ -166,19 +176,70 @@ def print_status(app: AppContext, options: QueryOptions) -> None:
                         lease.expires_at if lease else None, project.timezone
                     ),
                     "open_alerts": alerts["open_alerts"],
+                    **_send_log_cells(send_log, project),
                 }
             )
+            warnings.extend(_send_log_failure_lines(send_log, project))
 
     chosen = OutputFormat(options.output_format)
     columns = _status_columns()
-    if chosen is OutputFormat.CSV:
-        columns = [Column(key, key) for key in records[0]] if records else columns
+    if chosen is OutputFormat.CSV and records:
+        columns = [Column(key, key) for key in records[0] if key != "send_log_failed_files"]
     write_rows(records, columns, chosen, human_rows=rows)
     if chosen is OutputFormat.TABLE and outbox.delivery_failing is not None:
         click.echo(_delivery_failing_line(outbox, app.settings), err=True)
     smtp_warning = missing_smtp_warning(app.settings)
-    if chosen is OutputFormat.TABLE and smtp_warning is not None:
-        click.echo(_("Warning: {warning}").format(warning=smtp_warning), err=True)
+    if smtp_warning is not None:
+        warnings.append(_("Warning: {warning}").format(warning=smtp_warning))
+    if chosen is OutputFormat.TABLE:
+        for line in warnings:
+            click.echo(line, err=True)
+
+
+def _send_log_fields(health: SendLogHealth, project: ProjectView) -> dict[str, Any]:
+    """Return the project's last send-log import and its failed watched files, for scripts."""
+    return {
+        "last_send_log_import_at": iso_time(health.last_import_at, project),
+        "last_send_log_import_path": health.last_import_path,
+        "send_log_failures": len(health.failures),
+        "send_log_failed_files": [
+            {
+                "path": failure.path,
+                "failed_at": iso_time(failure.failed_at, project),
+                "reason": failure.reason,
+            }
+            for failure in health.failures
+        ],
+    }
+
+
+def _send_log_cells(health: SendLogHealth, project: ProjectView) -> dict[str, Any]:
+    return {
+        "last_send_log_import_at": format_time(health.last_import_at, project.timezone),
+        "send_log_failures": format_count(len(health.failures)),
+    }
+
+
+def _sends_dated_later_line(project: ProjectView, count: int) -> str:
+    return _(
+        "Warning: {project}: {count} sends are dated later than now, so listings leave them "
+        "out until then. List them with: acuse sends --project {project} --as-of <a later time>"
+    ).format(project=project.code, count=format_count(count))
+
+
+def _send_log_failure_lines(health: SendLogHealth, project: ProjectView) -> list[str]:
+    return [
+        _(
+            "Warning: {project}: send log {path} failed to import at {time} and is skipped "
+            "until it changes: {reason}"
+        ).format(
+            project=project.code,
+            path=failure.path,
+            time=format_time(failure.failed_at, project.timezone),
+            reason=failure.reason,
+        )
+        for failure in health.failures
+    ]
 
 
 def print_instances(app: AppContext, output_format: str) -> None:

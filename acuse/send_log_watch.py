@@ -5,7 +5,9 @@ end, so an unchanged export is skipped however often the glob sees it. Among sev
 instances, the one that claims ``send-log:<project>:<sha256>`` imports the file and the others
 skip it, also when they all see the new file at once; an instance that dies mid-import loses
 its claim when it lapses, and the next one imports the whole file again, adding only the rows
-that are missing. A file changed in the last
+that are missing. A file that fails to import is stored as a send-log failure and skipped, so
+the files after it still import. It is tried again once its content changes, and its failure
+is forgotten once it imports or leaves the glob. A file changed in the last
 SETTLE_TIME is left for the next turn, because it may still be being written, and a half
 written CSV would store a truncated last row. A query result is imported when its digest
 differs from the last import of that query.
@@ -20,14 +22,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from acuse.instances import InstanceKeeper
 from config.database import Database, utcnow
+from config.errors import DatabaseError
 from config.settings import ProjectView, Settings
-from reconcile.models import SendImport
+from reconcile.models import SendImport, SendLogFailure
 from reconcile.send_import import ImportSummary, file_sha256, import_send_rows, sha256_imported
-from reconcile.send_log import read_send_log
+from reconcile.send_log import SendLogError, read_send_log
+from reconcile.send_log_failures import (
+    clear_failure,
+    clear_failures_of_missing_files,
+    failed_before,
+    record_failure,
+)
 from reconcile.send_log_query import query_digest, read_send_log_query, send_log_query
 
 log = logging.getLogger(__name__)
@@ -66,7 +76,11 @@ class SendLogImporter:
         self, project: ProjectView, pattern: str, should_continue: Callable[[], bool]
     ) -> list[ImportSummary]:
         summaries: list[ImportSummary] = []
-        for path in self.matching_files(pattern):
+        files = self.matching_files(pattern)
+        clear_failures_of_missing_files(
+            self.database, project.code, [path.resolve() for path in files]
+        )
+        for path in files:
             if not should_continue():
                 break
             if _recently_changed(path):
@@ -89,22 +103,64 @@ class SendLogImporter:
         return summaries
 
     def _import_file(self, project: ProjectView, path: Path, digest: str) -> ImportSummary | None:
+        if failed_before(self.database, project.code, path.resolve(), digest):
+            log.debug(
+                "send-log file failed before and has not changed",
+                extra={"project": project.code, "path": str(path), "sha256": digest},
+            )
+            return None
         if sha256_imported(self.database, project.code, digest):
             log.debug(
                 "send-log file already imported",
                 extra={"project": project.code, "path": str(path), "sha256": digest},
             )
             return None
-        items = read_send_log(path, project)
-        return import_send_rows(
-            self.database,
-            items,
-            project,
-            utcnow(),
-            source=path.resolve(),
-            sha256=digest,
-            after_batch=self._renewal(f"send-log:{project.code}:{digest}"),
+        return self._import_file_or_record(project, path, digest)
+
+    def _import_file_or_record(
+        self, project: ProjectView, path: Path, digest: str
+    ) -> ImportSummary | None:
+        """Import one file; on a failure that is the file's own, store it and return None.
+
+        Database errors propagate, because they are no fault of the file and the whole job
+        is retried later.
+        """
+        resolved = path.resolve()
+        now = utcnow()
+        try:
+            items = read_send_log(path, project, now)
+            summary = import_send_rows(
+                self.database,
+                items,
+                project,
+                now,
+                source=resolved,
+                sha256=digest,
+                after_batch=self._renewal(f"send-log:{project.code}:{digest}"),
+            )
+        except (DatabaseError, SQLAlchemyError):
+            raise
+        except SendLogError as exc:
+            reason = str(exc)
+            log.error(
+                "send-log file failed to import; skipping it until it changes",
+                extra={"project": project.code, "path": str(path), "reason": reason},
+            )
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception(
+                "send-log file failed to import; skipping it until it changes",
+                extra={"project": project.code, "path": str(path), "reason": reason},
+            )
+        else:
+            clear_failure(self.database, project.code, resolved)
+            return summary
+
+        failure = SendLogFailure(
+            project=project.code, path=str(resolved), sha256=digest, failed_at=now, reason=reason
         )
+        record_failure(self.database, failure)
+        return None
 
     @contextmanager
     def _claimed(self, name: str) -> Iterator[bool]:

@@ -40,6 +40,7 @@ class AlertKind(StrEnum):
     MAILBOX_UNREACHABLE = "mailbox_unreachable"
     EVIDENCE_SILENCE = "evidence_silence"
     QUARANTINED_MESSAGES = "quarantined_messages"
+    SEND_LOG_FAILED = "send_log_failed"
     ALERT_DELIVERY_FAILING = "alert_delivery_failing"
 
 

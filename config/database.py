@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The newest revision in migrations/versions; a test checks that the two agree.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 # _ALEMBIC_NOTE: alembic takes most of a second to import, and every command opens the database,
 # so it is imported only when a schema must change, which the revision check above decides.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -118,7 +118,9 @@ class SendLogSettings(Section):
     ``path`` is a file or a glob of PACO exports that the daemon watches. ``url`` and ``query``
     name a database and a read-only SQL query whose result columns carry the same names as the
     export's headers. ``interval`` or ``cron`` (in the project's time zone) sets when the
-    daemon reads it.
+    daemon reads it. ``max_xlsx_bytes`` caps the uncompressed size of an XLSX export and
+    ``max_xlsx_shared_strings`` its table of distinct texts, which openpyxl holds in memory
+    whole. Both are checked before the workbook is read.
     """
 
     path: str | None = None
@@ -129,6 +131,8 @@ class SendLogSettings(Section):
     cron: Crontab | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
+    max_xlsx_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    max_xlsx_shared_strings: int = Field(default=1_000_000, ge=1000)
 
     @model_validator(mode="after")
     def _one_source(self) -> "SendLogSettings":

@@ -83,6 +83,12 @@ def example_details(kind: AlertKind, now: datetime) -> dict[str, Any]:
             "stored_at": sent.isoformat(),
             "reason": "unreadable_pdf: the PDF is damaged",
         },
+        AlertKind.SEND_LOG_FAILED: {
+            "path": "/srv/paco/exports/tdp2/cartera-2026-11.csv",
+            "failed_at": (now - timedelta(minutes=20)).isoformat(),
+            "reason": "Send log /srv/paco/exports/tdp2/cartera-2026-11.csv has no column for "
+            "sent_at ('Fecha de envío') in its first 30 rows.",
+        },
         AlertKind.ALERT_DELIVERY_FAILING: {
             "failing_since": (now - timedelta(hours=2)).isoformat(),
             "waiting": 7,

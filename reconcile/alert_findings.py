@@ -7,6 +7,7 @@ history does not raise years of alerts. Subjects of open alerts are judged whate
 so that they can close.
 """
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from config.alert_settings import AlertKind
 from config.settings import ProjectView, Settings
 from monitor.models import Evidence, MailboxHealth, MessageClass, StoredMessage
 from reconcile.alert_models import Alert, OutboxMessage, Resolution
-from reconcile.models import Send, SendState
+from reconcile.models import Send, SendLogFailure, SendState
 from reconcile.queries import SendView, list_orphans, list_sends
 from reconcile.states import state_expression
 
@@ -123,6 +124,7 @@ def find_problems(
     _find_unreachable_mailbox(search)
     _find_evidence_silence(search)
     _find_quarantined(search)
+    _find_send_log_failures(search)
     return search.findings
 
 
@@ -363,6 +365,24 @@ def _find_quarantined(search: _Search) -> None:
                 message_pk=message.id,
             )
         )
+
+
+def _find_send_log_failures(search: _Search) -> None:
+    project, findings = search.project, search.findings
+    query = (
+        select(SendLogFailure)
+        .where(col(SendLogFailure.project) == project.code)
+        .order_by(col(SendLogFailure.failed_at), col(SendLogFailure.path))
+    )
+    for failure in search.session.execute(query).scalars():
+        details = {
+            "path": failure.path,
+            "failed_at": iso(failure.failed_at),
+            "reason": failure.reason,
+        }
+        # A path can be longer than a subject key, so the key carries a digest of the path.
+        digest = hashlib.sha256(failure.path.encode()).hexdigest()[:32]
+        findings.problems.append(Finding(AlertKind.SEND_LOG_FAILED, f"send-log:{digest}", details))
 
 
 def find_delivery_failing(session: Session, settings: Settings, now: datetime) -> Finding | None:

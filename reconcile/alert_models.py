@@ -41,6 +41,7 @@ class Resolution(StrEnum):
     EVIDENCE_ARRIVED = "evidence_arrived"
     MESSAGE_RELEASED = "message_released"
     DELIVERY_RECOVERED = "delivery_recovered"
+    SEND_LOG_IMPORTED = "send_log_imported"
     DISABLED = "disabled"
 
 

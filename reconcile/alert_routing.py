@@ -20,6 +20,7 @@ OPERATIONAL_KINDS = frozenset(
         AlertKind.MAILBOX_UNREACHABLE,
         AlertKind.EVIDENCE_SILENCE,
         AlertKind.QUARANTINED_MESSAGES,
+        AlertKind.SEND_LOG_FAILED,
         AlertKind.ALERT_DELIVERY_FAILING,
     }
 )

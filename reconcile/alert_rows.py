@@ -52,6 +52,7 @@ _RESOLUTIONS = {
     Resolution.EVIDENCE_ARRIVED: N_("evidence arrives again"),
     Resolution.MESSAGE_RELEASED: N_("the message was read after all"),
     Resolution.DELIVERY_RECOVERED: N_("the SMTP server accepts alert emails again"),
+    Resolution.SEND_LOG_IMPORTED: N_("the file was imported or removed"),
     Resolution.DISABLED: N_("the alert kind was switched off"),
 }
 
@@ -122,6 +123,11 @@ class RowFormatter:
                 Column("stored_at", _("Received")),
                 Column("reason", _("Reason")),
             ],
+            AlertKind.SEND_LOG_FAILED: [
+                Column("path", _("File")),
+                Column("failed_at", _("Failed at")),
+                Column("reason", _("Reason")),
+            ],
             AlertKind.ALERT_DELIVERY_FAILING: [
                 Column("failing_since", _("Failing since")),
                 Column("waiting", _("Emails waiting")),
@@ -176,7 +182,8 @@ class RowFormatter:
 
     def _other_cells(self, details: dict[str, Any]) -> dict[str, str]:
         cells = {key: "" if value is None else str(value) for key, value in details.items()}
-        for key in ("time", "failing_since", "last_evidence_at", "oldest_send_at", "stored_at"):
+        times = ("time", "failing_since", "last_evidence_at", "oldest_send_at", "stored_at")
+        for key in (*times, "failed_at"):
             if key in details:
                 cells[key] = self.time(details[key])
         for key in ("consecutive_failures", "sends_waiting", "waiting"):

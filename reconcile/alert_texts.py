@@ -65,6 +65,11 @@ def subject_patterns(ngettext: PluralTranslate, count: int) -> dict[AlertKind, s
             "[acuse] {project}: {count} messages quarantined",
             count,
         ),
+        AlertKind.SEND_LOG_FAILED: ngettext(
+            "[acuse] {project}: {count} send-log file failed to import",
+            "[acuse] {project}: {count} send-log files failed to import",
+            count,
+        ),
         AlertKind.ALERT_DELIVERY_FAILING: ngettext(
             "[acuse] alert emails are not being delivered",
             "[acuse] alert emails are not being delivered",
@@ -98,6 +103,7 @@ TITLES: dict[AlertKind, str] = {
     AlertKind.MAILBOX_UNREACHABLE: N_("Evidence mailbox unreachable"),
     AlertKind.EVIDENCE_SILENCE: N_("No evidence is arriving"),
     AlertKind.QUARANTINED_MESSAGES: N_("Quarantined messages"),
+    AlertKind.SEND_LOG_FAILED: N_("Send-log files not imported"),
     AlertKind.ALERT_DELIVERY_FAILING: N_("Alert emails not delivered"),
 }
 
@@ -135,6 +141,10 @@ INTRODUCTIONS: dict[AlertKind, str] = {
     AlertKind.QUARANTINED_MESSAGES: N_(
         "These messages came from the provider but could not be read, so they were kept aside "
         "for review."
+    ),
+    AlertKind.SEND_LOG_FAILED: N_(
+        "acuse could not import these send-log exports, so their sends are not being checked. "
+        "The other exports are imported as usual."
     ),
     AlertKind.ALERT_DELIVERY_FAILING: N_(
         "The SMTP server has not accepted alert emails for a long time. The alerts wait in the "
@@ -185,6 +195,10 @@ ADVICE: dict[AlertKind, tuple[str, ...]] = {
     ),
     AlertKind.QUARANTINED_MESSAGES: (
         N_("List them with 'acuse quarantine' and reprocess them after a fix."),
+    ),
+    AlertKind.SEND_LOG_FAILED: (
+        N_("Fix the file as the reason says, or export the report from PACO again."),
+        N_("acuse imports the file again as soon as its content changes."),
     ),
     AlertKind.ALERT_DELIVERY_FAILING: (
         N_("Check the SMTP server, the [smtp] settings and the password file."),

@@ -120,3 +120,15 @@ class ReconcileRun(SQLModel, table=True):
     # What the pass matched: a digest of the project's sends, evidence and matching rules. A
     # pass that finds the same digest has nothing new to match (reconcile.incremental).
     inputs: str | None = Field(default=None, sa_type=String(255))
+
+
+class SendLogFailure(SQLModel, table=True):
+    """A watched send-log file that could not be imported, kept until the file changes."""
+
+    __tablename__ = "send_log_failure"
+
+    project: str = Field(sa_type=String(64), primary_key=True)
+    path: str = Field(sa_type=Text, primary_key=True)
+    sha256: str = Field(sa_type=String(64))
+    failed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str = Field(sa_type=Text)

@@ -77,7 +77,7 @@ def import_send_log(
     case the batches before the damage stay stored.
     """
     resolved = path.resolve()
-    items = read_send_log(path, project)
+    items = read_send_log(path, project, now)
     return import_send_rows(
         db, items, project, now, source=resolved, sha256=file_sha256(resolved), progress=progress
     )

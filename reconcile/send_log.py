@@ -10,22 +10,25 @@ and a RowError with the line number for every row or address that cannot be stor
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import chain, dropwhile, islice
 from pathlib import Path
 
 from openpyxl.utils.datetime import WINDOWS_EPOCH
 
+from config.database import utcnow
 from config.i18n import _
 from config.settings import SEND_LOG_FIELDS, ProjectView, SendLogSettings
 from reconcile.send_log_cells import (
     Cell,
     CellError,
+    UnsavedFormula,
     cell_text,
     header_key,
     parse_lleida_copied,
     parse_recipients,
     parse_sent_at,
+    unsaved_formula_reason,
 )
 from reconcile.send_log_formats import (
     CSV_DELIMITERS,
@@ -69,6 +72,13 @@ REQUIRED_FIELDS = ("recipient", "sent_at", "subject")
 HEADER_SCAN_ROWS = 30
 MAX_EXTERNAL_ID_LENGTH = 255
 MAX_MESSAGE_ID_LENGTH = 998
+
+# Send dates outside [EARLIEST_SEND, import time + FUTURE_TOLERANCE] are typing mistakes in the
+# year. They are rejected because a send stored in the future would count as pending in
+# reconciliation yet stay out of every listing until that date. The tolerance covers a clock
+# that runs a little behind PACO's and a send date written in a zone ahead of the project's.
+EARLIEST_SEND = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +134,24 @@ class _Header:
         return self.is_complete, len(self.columns)
 
 
-def read_send_log(path: Path, project: ProjectView) -> Iterator[SendRow | RowError]:
+def read_send_log(
+    path: Path, project: ProjectView, now: datetime | None = None
+) -> Iterator[SendRow | RowError]:
     """Yield a SendRow for each recipient of each row of the send log, or a RowError.
 
-    Blank rows and repeated header rows yield nothing. Raises SendLogError, when iteration
+    ``now`` (aware, default the current time) is the import time that bounds send dates:
+    a row dated more than FUTURE_TOLERANCE after it is a RowError. Blank rows and repeated
+    header rows yield nothing. Raises SendLogError, when iteration
     starts, for a file that cannot be read or whose header row lacks a required column, and
     later for a file that turns out to be damaged.
     """
     settings = project.settings.send_log
     names = _header_names(settings)
     if detect_format(path) is FileFormat.XLSX:
-        with open_workbook(path) as workbook:
+        with open_workbook(path, settings) as workbook:
             header, records = _locate_header(xlsx_records(workbook, path), names)
             _check_header(header, path, settings)
-            reader = _RowReader(header, project.timezone, settings.date_format, workbook.epoch)
+            reader = _RowReader(header, project, settings.date_format, workbook.epoch, now)
             yield from reader.read_all(records)
         return
 
@@ -147,7 +161,7 @@ def read_send_log(path: Path, project: ProjectView) -> Iterator[SendRow | RowErr
     records = dropwhile(
         lambda record: record[0] <= header.line, csv_records(path, encoding, delimiter)
     )
-    reader = _RowReader(header, project.timezone, settings.date_format, WINDOWS_EPOCH)
+    reader = _RowReader(header, project, settings.date_format, WINDOWS_EPOCH, now)
     yield from reader.read_all(records)
 
 
@@ -182,13 +196,17 @@ def match_columns(names: Sequence[str], settings: SendLogSettings) -> ColumnMatc
 
 
 def read_matched_rows(
-    match: ColumnMatch, records: Iterable[Record], project: ProjectView
+    match: ColumnMatch,
+    records: Iterable[Record],
+    project: ProjectView,
+    now: datetime | None = None,
 ) -> Iterator[SendRow | RowError]:
     """Yield a SendRow per recipient of each record, or a RowError, as ``read_send_log`` does.
 
     The caller checks ``match.missing`` and ``match.duplicates`` first.
     """
-    reader = _RowReader(match.header, project.timezone, match.settings.date_format, WINDOWS_EPOCH)
+    date_format = match.settings.date_format
+    reader = _RowReader(match.header, project, date_format, WINDOWS_EPOCH, now)
     yield from reader.read_all(records)
 
 
@@ -263,6 +281,12 @@ def _match_header(line: int, cells: Sequence[Cell], names: dict[str, str]) -> _H
 
 def _check_header(header: _Header, path: Path, settings: SendLogSettings) -> None:
     """Raise SendLogError unless the header has every required column, each only once."""
+    if not header.texts:
+        message = _(
+            "Send log {path} is empty: its first {rows} rows hold no text. Export the report "
+            "from PACO again and import the new file."
+        ).format(path=path, rows=HEADER_SCAN_ROWS)
+        raise SendLogError(message, path)
     missing = [name for name in REQUIRED_FIELDS if name not in header.columns]
     if missing:
         first = missing[0]
@@ -293,9 +317,17 @@ def _check_header(header: _Header, path: Path, settings: SendLogSettings) -> Non
 class _RowReader:
     """Turns the data rows under one header into SendRows and RowErrors."""
 
-    def __init__(self, header: _Header, zone: tzinfo, date_format: str | None, epoch: datetime):
+    def __init__(
+        self,
+        header: _Header,
+        project: ProjectView,
+        date_format: str | None,
+        epoch: datetime,
+        now: datetime | None,
+    ) -> None:
         self._header = header
-        self._zone = zone
+        self._zone: tzinfo = project.timezone
+        self._latest = (now or utcnow()) + FUTURE_TOLERANCE
         self._date_format = date_format
         self._epoch = epoch
         self._required_header_keys = [
@@ -313,6 +345,10 @@ class _RowReader:
         A row that repeats the header, as exports split into pages do, yields nothing. It is
         looked for only among failing rows, because a header never contains a valid send date.
         """
+        formula = self._unsaved_formula(cells)
+        if formula is not None:
+            yield RowError(line, unsaved_formula_reason(formula))
+            return
         addresses, invalid = parse_recipients(self._cell(cells, "recipient"))
         if not addresses and not invalid:
             yield RowError(line, _("the recipient address is missing"))
@@ -340,9 +376,7 @@ class _RowReader:
         return SendRow(
             line=line,
             recipient=recipient,
-            sent_at=parse_sent_at(
-                self._cell(cells, "sent_at"), self._zone, self._date_format, self._epoch
-            ),
+            sent_at=self._sent_at(cells),
             subject=self._text(cells, "subject") or "",
             notification_type=self._text(cells, "notification_type"),
             negocio=self._text(cells, "negocio"),
@@ -352,6 +386,32 @@ class _RowReader:
             external_id=self._external_id(cells),
             message_id=self._message_id(cells),
         )
+
+    def _sent_at(self, cells: Sequence[Cell]) -> datetime:
+        cell = self._cell(cells, "sent_at")
+        sent_at = parse_sent_at(cell, self._zone, self._date_format, self._epoch)
+        if sent_at < EARLIEST_SEND:
+            message = _(
+                "the send date {value!r} is before the year {year}: fix the year in the send log"
+            ).format(value=cell_text(cell), year=EARLIEST_SEND.year)
+            raise CellError(message)
+        if sent_at > self._latest:
+            message = _(
+                "the send date {value!r} is in the future (after {latest}): fix the date in the "
+                "send log and import it again"
+            ).format(
+                value=cell_text(cell),
+                latest=self._latest.astimezone(self._zone).isoformat(sep=" ", timespec="minutes"),
+            )
+            raise CellError(message)
+        return sent_at
+
+    def _unsaved_formula(self, cells: Sequence[Cell]) -> UnsavedFormula | None:
+        for name in self._header.columns:
+            cell = self._cell(cells, name)
+            if isinstance(cell, UnsavedFormula):
+                return cell
+        return None
 
     def _cell(self, cells: Sequence[Cell], name: str) -> Cell:
         index = self._header.columns.get(name)

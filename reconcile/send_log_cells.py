@@ -7,6 +7,7 @@ reason that names the value and the expected form.
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeAlias
 
@@ -14,7 +15,21 @@ from openpyxl.utils.datetime import WINDOWS_EPOCH, from_excel
 
 from config.i18n import _
 
-Cell: TypeAlias = str | int | float | bool | datetime | date | time | timedelta | None
+
+@dataclass(frozen=True, slots=True)
+class UnsavedFormula:
+    """An XLSX cell that contains a formula but no value, because no spreadsheet program saved it.
+
+    Files written by scripts often look like this: Excel or LibreOffice compute and store the
+    value when they save the file.
+    """
+
+    coordinate: str
+
+
+Cell: TypeAlias = (
+    str | int | float | bool | datetime | date | time | timedelta | UnsavedFormula | None
+)
 
 MAX_ADDRESS_LENGTH = 254
 _LAST_EXCEL_SERIAL = 2_958_466  # 1 January 10000, one day past the last date Excel can show
@@ -67,7 +82,7 @@ def cell_text(cell: Cell) -> str | None:
     XLSX numbers with no fraction print without ".0", so negocio 1234 reads the same from a
     CSV and from an XLSX export.
     """
-    if cell is None:
+    if cell is None or isinstance(cell, UnsavedFormula):
         return None
     if isinstance(cell, str) and cell.isascii():
         return cell.strip() or None
@@ -93,6 +108,8 @@ def parse_sent_at(
     """
     if cell is None or (isinstance(cell, str) and not cell.strip()):
         raise CellError(_("the send date is missing"))
+    if isinstance(cell, UnsavedFormula):
+        raise CellError(unsaved_formula_reason(cell))
     if isinstance(cell, bool | time | timedelta):
         raise CellError(_invalid_date_reason(cell))
     if isinstance(cell, datetime):
@@ -108,8 +125,19 @@ def to_utc(value: datetime, zone: tzinfo) -> datetime:
     """Convert ``value`` to UTC, reading a naive value as wall-clock time in ``zone``.
 
     Raises CellError for a wall-clock time that ``zone`` skips or repeats when its clocks
-    change, because the instant it names would be a guess.
+    change, because the instant it names would be a guess, and for a time whose UTC instant
+    falls outside the years 1 to 9999 that datetime can hold.
     """
+    try:
+        return _to_utc(value, zone)
+    except OverflowError as exc:
+        message = _(
+            "the send time {value} is out of range in UTC: fix the year in the send log"
+        ).format(value=value.isoformat(sep=" "))
+        raise CellError(message) from exc
+
+
+def _to_utc(value: datetime, zone: tzinfo) -> datetime:
     if value.tzinfo is not None and value.utcoffset() is not None:
         return value.astimezone(UTC)
 
@@ -208,6 +236,14 @@ def _fixed_offset(offset: str, text: str) -> tzinfo:
         return datetime.strptime(offset.replace("z", "Z"), "%z").tzinfo or UTC
     except ValueError as exc:
         raise CellError(_invalid_date_reason(text)) from exc
+
+
+def unsaved_formula_reason(cell: UnsavedFormula) -> str:
+    """Return the reason to reject a row whose cell holds a formula without a saved value."""
+    return _(
+        "cell {cell} holds a formula without a saved value: open the file in Excel or "
+        "LibreOffice, save it, and import it again"
+    ).format(cell=cell.coordinate)
 
 
 def _invalid_date_reason(value: object) -> str:

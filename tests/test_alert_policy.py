@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,9 +14,10 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from sqlmodel import select
 
+from acuse.send_log_watch import SendLogImporter
 from config.alert_settings import AlertKind
 from config.database import Database
-from config.settings import Settings
+from config.settings import Settings, project_view
 from monitor.mailbox_health import record_poll_failure, record_poll_success
 from reconcile.alert_models import Alert, OutboxItem, OutboxMessage, OutboxPurpose, Resolution
 from reconcile.alert_policy import evaluate_alerts, evaluate_digests
@@ -444,3 +447,42 @@ def test_alert_and_item_share_transaction(
         items = list(session.execute(select(OutboxItem)).scalars())
     assert len(items) == 1
     assert items[0].alert_id == open_alerts(database)[0].id
+
+
+def test_failed_send_log_is_alerted(
+    make_settings: Callable[..., Settings],
+    database: Database,
+    clock: FrozenDateTimeFactory,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "logs").mkdir()
+    export = tmp_path / "logs" / "cartera.csv"
+    export.write_text("Nombre;Fecha\nAna;03/11/2026 09:00\n", encoding="utf-8")
+    settle(export)
+    settings = scenario_settings(make_settings, None, send_log={"path": "logs/*.csv"})
+    importer = SendLogImporter(settings, database)
+    importer.import_new(project_view(settings, "TDP2"))
+    evaluate_alerts(database, settings, SENT + timedelta(minutes=1))
+    raised = open_alerts(database)
+    export.write_text(
+        "Correo cliente;Fecha de envío;Asunto\nana@example.co;03/11/2026 09:00;Hola\n",
+        encoding="utf-8",
+    )
+    settle(export)
+    clock.tick(timedelta(minutes=2))
+    importer.import_new(project_view(settings, "TDP2"))
+
+    evaluate_alerts(database, settings, SENT + timedelta(minutes=3))
+
+    rows = outbox(database)
+    assert [alert.kind for alert in raised] == [AlertKind.SEND_LOG_FAILED]
+    assert json.loads(raised[0].details)["path"] == str(export.resolve())
+    assert open_kinds(database) == []
+    assert [row.recipients for row in rows] == [", ".join(OPERATORS)] * 2
+    assert [row.event.value for row in rows if row.event] == ["raised", "resolved"]
+
+
+def settle(path: Path) -> None:
+    """Date the file a minute before the frozen clock, so the importer takes it as finished."""
+    past = time.time() - 60
+    os.utime(path, (past, past))

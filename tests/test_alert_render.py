@@ -85,6 +85,11 @@ SAMPLES: dict[AlertKind, dict[str, Any]] = {
         "stored_at": SENT,
         "reason": "unreadable_pdf: el PDF está dañado",
     },
+    AlertKind.SEND_LOG_FAILED: {
+        "path": "/srv/paco/exportaciones/cartera-añil.csv",
+        "failed_at": SENT,
+        "reason": "El registro de envíos no tiene columna para sent_at ('Fecha de envío').",
+    },
     AlertKind.ALERT_DELIVERY_FAILING: {
         "failing_since": SENT,
         "waiting": 1234,
@@ -107,6 +112,7 @@ ACCENTED = {
     AlertKind.MAILBOX_UNREACHABLE: "contraseña inválida",
     AlertKind.EVIDENCE_SILENCE: None,
     AlertKind.QUARANTINED_MESSAGES: "Notificación de cobro",
+    AlertKind.SEND_LOG_FAILED: "Fecha de envío",
     AlertKind.ALERT_DELIVERY_FAILING: "refusé",
 }
 LOCAL_TIME_KEY = {
@@ -114,6 +120,7 @@ LOCAL_TIME_KEY = {
     AlertKind.MAILBOX_UNREACHABLE: "failing_since",
     AlertKind.EVIDENCE_SILENCE: "last_evidence_at",
     AlertKind.QUARANTINED_MESSAGES: "stored_at",
+    AlertKind.SEND_LOG_FAILED: "failed_at",
     AlertKind.ALERT_DELIVERY_FAILING: "failing_since",
 }
 SPANISH_SUBJECT = "[acuse] Torres del Parque: 3 envíos sin certificar"

@@ -7,17 +7,21 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from acuse.cli import main
 from acuse.demo import DEMO_AS_OF, SAMPLES_DIR
+from acuse.send_log_watch import SendLogImporter
 from config.database import open_database, utcnow
+from config.settings import load_settings, project_view
 from monitor.leases import claim_mailboxes, register_instance
+from reconcile.send_import import import_send_log
 
 pytestmark = pytest.mark.both_engines
 
@@ -412,3 +416,88 @@ def test_preview_names_lookback_when_none(run: Run, loaded: Path) -> None:
     assert "invented example" in outcome.stderr
     assert "7d ([alerts] lookback)" in outcome.stderr
     assert "--as-of" in outcome.stderr
+
+
+def test_import_all_rows_rejected_exit_3(run: Run, config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "envios.csv"
+    bad.write_text(
+        "Correo cliente;Fecha de envío;Asunto\nana@example.co;ayer;Hola\n;03/11/2026 10:00;Hola\n",
+        encoding="utf-8",
+    )
+
+    outcome = run(
+        "--lang", "en", "--config", str(config), "import-sends", str(bad), "--project", "TDP2"
+    )
+
+    assert outcome.code == 3
+    assert "2 rows rejected" in outcome.stdout
+    assert "no row of" in outcome.stderr
+
+
+def test_import_unclosed_quote_exit_3(run: Run, config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "envios.csv"
+    good = "".join(f"ana{number}@example.co;03/11/2026 10:00;Hola\n" for number in range(5))
+    bad.write_text(
+        'Cliente;Correo cliente;Fecha de envío;Asunto\n"Cliente 1;' + good, encoding="utf-8"
+    )
+
+    outcome = run(
+        "--lang", "en", "--config", str(config), "import-sends", str(bad), "--project", "TDP2"
+    )
+
+    assert outcome.code == 3
+    assert "never closed" in outcome.stderr
+    assert "line 2" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+
+
+def test_status_lists_failed_send_log(run: Run, tmp_path: Path, db_url: str) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    bad = logs / "aa-bad.csv"
+    bad.write_text("Nombre;Fecha\nAna;03/11/2026 10:00\n", encoding="utf-8")
+    (logs / "zz-new.csv").write_text(
+        "Correo cliente;Fecha de envío;Asunto\nana@example.co;03/11/2026 10:00;Hola\n",
+        encoding="utf-8",
+    )
+    for age, path in ((120, bad), (60, logs / "zz-new.csv")):
+        os.utime(path, (time.time() - age, time.time() - age))
+    config = tmp_path / "acuse.toml"
+    text = (
+        CONFIG.replace("sqlite:///acuse.db", db_url) + '[projects.send_log]\npath = "logs/*.csv"\n'
+    )
+    config.write_text(text, encoding="utf-8")
+    settings = load_settings(config)
+    database = open_database(settings.database_url)
+    SendLogImporter(settings, database).import_new(project_view(settings, "TDP2"))
+    database.dispose()
+
+    outcome = run("--lang", "en", "--config", str(config), "status", "--format", "json")
+    table = run("--lang", "en", "--config", str(config), "status")
+
+    status = json.loads(outcome.stdout)[0]
+    assert status["last_send_log_import_path"] == str((logs / "zz-new.csv").resolve())
+    assert status["send_log_failures"] == 1
+    (failed,) = status["send_log_failed_files"]
+    assert failed["path"] == str(bad.resolve())
+    assert "Correo cliente" in failed["reason"]
+    assert "aa-bad.csv failed to import" in table.stderr
+
+
+def test_status_counts_sends_dated_later(run: Run, config: Path, tmp_path: Path) -> None:
+    path = tmp_path / "envios.csv"
+    path.write_text(
+        "Correo cliente;Fecha de envío;Asunto\nana@example.co;03/11/2098 10:00;Hola\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    database = open_database(settings.database_url)
+    later = datetime(2098, 11, 3, 16, 0, tzinfo=UTC)
+    import_send_log(database, path, project_view(settings, "TDP2"), later)
+    database.dispose()
+
+    outcome = run("--lang", "en", "--config", str(config), "status", "--format", "json")
+    table = run("--lang", "en", "--config", str(config), "status")
+
+    assert json.loads(outcome.stdout)[0]["sends_dated_later"] == 1
+    assert "1 sends are dated later than now" in table.stderr

@@ -22,7 +22,7 @@ from tests.send_log_samples import HEADERS, TITLE_ROWS, make_project, row, write
 
 pytestmark = pytest.mark.both_engines
 
-NOW = datetime(2024, 4, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2024, 4, 10, 12, 0, tzinfo=UTC)
 MARCH_ROWS = [
     row("ana@example.co", "05/03/2024 15:45", "Estado de cuenta marzo"),
     row("luis@example.co", "06/03/2024 09:10", "Estado de cuenta marzo", negocio="N-102"),

@@ -3,12 +3,21 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from zipfile import ZipFile
 
 import pytest
 
 from config.settings import ProjectView, Settings
 from reconcile.send_log import RowError, SendLogError, SendRow, read_send_log
-from tests.send_log_samples import HEADERS, TITLE_ROWS, make_project, row, write_csv, write_xlsx
+from tests.send_log_samples import (
+    HEADERS,
+    TITLE_ROWS,
+    csv_text,
+    make_project,
+    row,
+    write_csv,
+    write_xlsx,
+)
 
 MARCH_5_2045_UTC = datetime(2024, 3, 5, 20, 45, tzinfo=UTC)
 
@@ -261,7 +270,7 @@ def test_empty_file_rejected(tmp_path: Path, project: ProjectView) -> None:
     with pytest.raises(SendLogError) as caught:
         list(read_send_log(path, project))
 
-    assert "recipient" in str(caught.value)
+    assert "is empty" in str(caught.value)
 
 
 def test_duplicate_column_rejected(tmp_path: Path, project: ProjectView) -> None:
@@ -425,3 +434,103 @@ def test_message_id_bracketed(tmp_path: Path, project: ProjectView) -> None:
 
     assert send.external_id == "77"
     assert send.message_id == "<abc@paco.example>"
+
+
+def test_unclosed_quote_rejected(tmp_path: Path, project: ProjectView) -> None:
+    text = csv_text([HEADERS]) + '"Cliente 1;' + csv_text([row()] * 5)
+    path = tmp_path / "log.csv"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(SendLogError) as caught:
+        list(read_send_log(path, project))
+
+    assert caught.value.line == 2
+    assert "never closed" in str(caught.value)
+    assert "line 2" in str(caught.value)
+
+
+def test_closed_multiline_last_cell_kept(tmp_path: Path, project: ProjectView) -> None:
+    path = write_csv(tmp_path / "log.csv", [HEADERS, row(subject='Estado "de"\ncuenta')])
+
+    (send,) = sends(path, project)
+
+    assert send.subject == 'Estado "de"\ncuenta'
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom(tmp_path: Path, project: ProjectView, encoding: str) -> None:
+    path = write_csv(tmp_path / "log.csv", [HEADERS, row()], encoding=encoding)
+
+    (send,) = sends(path, project)
+
+    assert send.client == "Ana Peñaloza"
+    assert send.sent_at == MARCH_5_2045_UTC
+
+
+@pytest.mark.parametrize("sent_at", ["31/12/9999 23:59", "01/01/0001 00:00 +14:00"])
+def test_out_of_range_date_one_row(tmp_path: Path, project: ProjectView, sent_at: str) -> None:
+    path = write_csv(tmp_path / "log.csv", [HEADERS, row(sent_at=sent_at), row("luis@example.co")])
+
+    items = list(read_send_log(path, project))
+
+    assert [type(item) for item in items] == [RowError, SendRow]
+    assert items[0].line == 2
+    assert isinstance(items[0], RowError)
+    assert "is out of range in UTC" in items[0].reason
+
+
+def test_future_date_rejected(tmp_path: Path, project: ProjectView) -> None:
+    now = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
+    rows = [HEADERS, row(sent_at="31/12/9999 18:00"), row(sent_at="07/03/2024 06:00"), row()]
+    path = write_csv(tmp_path / "log.csv", rows)
+
+    items = list(read_send_log(path, project, now))
+
+    assert [type(item) for item in items] == [RowError, SendRow, SendRow]
+    assert isinstance(items[0], RowError)
+    assert "'31/12/9999 18:00' is in the future" in items[0].reason
+
+
+def test_year_before_2000_rejected(tmp_path: Path, project: ProjectView) -> None:
+    path = write_csv(tmp_path / "log.csv", [HEADERS, row(sent_at="05/03/1924 15:45")])
+
+    (error,) = errors(path, project)
+
+    assert "'05/03/1924 15:45' is before the year 2000" in error.reason
+
+
+def test_xlsx_formula_without_value(tmp_path: Path, project: ProjectView) -> None:
+    rows = [HEADERS, row(sent_at="=NOW()"), row(recipient="=A1"), row()]
+    path = write_xlsx(tmp_path / "log.xlsx", rows)
+
+    items = list(read_send_log(path, project))
+
+    assert [type(item) for item in items] == [RowError, RowError, SendRow]
+    assert "cell G2 holds a formula without a saved value" in str(items[0])
+    assert "cell E3 holds a formula without a saved value" in str(items[1])
+
+
+def test_xlsx_shared_strings_capped(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    project = make_project(make_settings, send_log={"max_xlsx_shared_strings": 1000})
+    path = write_xlsx(tmp_path / "log.xlsx", [HEADERS, row()])
+    entries = "".join(f"<si><t>Asunto {number}</t></si>" for number in range(1001))
+    with ZipFile(path, "a") as archive:
+        archive.writestr("xl/sharedStrings.xml", f"<sst>{entries}</sst>")
+
+    with pytest.raises(SendLogError) as caught:
+        list(read_send_log(path, project))
+
+    assert "more distinct texts than max_xlsx_shared_strings = 1,000" in str(caught.value)
+
+
+def test_xlsx_uncompressed_size_capped(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    project = make_project(make_settings, send_log={"max_xlsx_bytes": 1024 * 1024})
+    rows = [HEADERS, *(row(subject="x" * 1000 + str(number)) for number in range(1100))]
+    path = write_xlsx(tmp_path / "log.xlsx", rows)
+
+    with pytest.raises(SendLogError) as caught:
+        list(read_send_log(path, project))
+
+    assert "more than max_xlsx_bytes = 1,048,576" in str(caught.value)

@@ -12,7 +12,7 @@ from sqlmodel import select
 from acuse.send_log_watch import SendLogImporter
 from config.database import Database
 from config.settings import ProjectView, Settings, project_view
-from reconcile.models import SendImport
+from reconcile.models import SendImport, SendLogFailure
 from tests.send_log_samples import HEADERS, row, write_csv
 
 pytestmark = pytest.mark.both_engines
@@ -109,3 +109,68 @@ def test_stop_between_files(
     summaries = SendLogImporter(settings, database).import_new(project, lambda: False)
 
     assert summaries == []
+
+
+def test_bad_file_skipped_rest_imported(
+    tmp_path: Path, make_settings: Callable[..., Settings], database: Database
+) -> None:
+    (tmp_path / "logs").mkdir()
+    sent_at = HEADERS.index("Fecha de envío")
+    without_date = [
+        [cell for index, cell in enumerate(cells) if index != sent_at]
+        for cells in [HEADERS, *MARCH]
+    ]
+    bad = settled(write_csv(tmp_path / "logs" / "aa-bad.csv", without_date))
+    settled(write_csv(tmp_path / "logs" / "zz-new.csv", [HEADERS, *APRIL]))
+    os.utime(bad, (time.time() - 120, time.time() - 120))
+    settings, project = watching(make_settings, "logs/*.csv")
+
+    summaries = SendLogImporter(settings, database).import_new(project)
+
+    assert [Path(summary.path).name for summary in summaries] == ["zz-new.csv"]
+    (failure,) = stored_failures(database)
+    assert failure.path == str(bad.resolve())
+    assert "Fecha de envío" in failure.reason
+
+
+def test_failed_file_waits_for_change(
+    tmp_path: Path, make_settings: Callable[..., Settings], database: Database
+) -> None:
+    (tmp_path / "logs").mkdir()
+    bad = settled(write_csv(tmp_path / "logs" / "cartera.csv", [["Nombre"], ["Ana"]]))
+    settings, project = watching(make_settings, "logs/*.csv")
+    importer = SendLogImporter(settings, database)
+    importer.import_new(project)
+    (first,) = stored_failures(database)
+
+    unchanged = importer.import_new(project)
+    (second,) = stored_failures(database)
+    settled(write_csv(bad, [HEADERS, *MARCH]))
+    fixed = importer.import_new(project)
+
+    assert unchanged == []
+    assert second.failed_at == first.failed_at
+    assert [summary.added for summary in fixed] == [1]
+    assert stored_failures(database) == []
+
+
+def stored_failures(database: Database) -> list[SendLogFailure]:
+    with database.session() as session:
+        return list(session.exec(select(SendLogFailure)).all())
+
+
+def test_removed_file_failure_forgotten(
+    tmp_path: Path, make_settings: Callable[..., Settings], database: Database
+) -> None:
+    (tmp_path / "logs").mkdir()
+    bad = settled(write_csv(tmp_path / "logs" / "cartera.csv", [["Nombre"], ["Ana"]]))
+    settings, project = watching(make_settings, "logs/*.csv")
+    importer = SendLogImporter(settings, database)
+    importer.import_new(project)
+    recorded = len(stored_failures(database))
+
+    bad.unlink()
+    importer.import_new(project)
+
+    assert recorded == 1
+    assert stored_failures(database) == []
