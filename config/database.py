@@ -29,6 +29,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
+from config.database_errors import database_error
 from config.errors import DatabaseError
 from config.i18n import _
 from config.logs import register_secret
@@ -347,6 +348,24 @@ def upgrade_schema(engine: Engine) -> None:
             connection.commit()
 
 
+def reject_newer_schema(engine: Engine) -> None:
+    """Raise DatabaseError when the database is at a revision that this acuse does not have.
+
+    Such a database was migrated by a newer acuse, and upgrading or using it could damage it.
+    """
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - see _ALEMBIC_NOTE
+
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    known = {revision.revision for revision in script.walk_revisions()}
+    unknown = sorted(current_revisions(engine) - known)
+    if unknown:
+        message = _(
+            "The database {url} was written by a newer acuse (schema revision {revision}): "
+            "upgrade acuse to the version that wrote it."
+        ).format(url=display_url(engine.url), revision=", ".join(unknown))
+        raise DatabaseError(message)
+
+
 @contextmanager
 def database_errors(engine: Engine) -> Iterator[None]:
     """Turn SQLAlchemy errors in the block into DatabaseError, with the URL's credentials hidden.
@@ -355,18 +374,12 @@ def database_errors(engine: Engine) -> Iterator[None]:
     """
     try:
         yield
-    except OperationalError as exc:
+    except DatabaseError:
         engine.dispose()
-        message = _("Cannot open database {url}: {error}").format(
-            url=display_url(engine.url), error=exc.orig
-        )
-        raise DatabaseError(message) from exc
+        raise
     except SQLAlchemyError as exc:
         engine.dispose()
-        message = _("Cannot migrate database {url}: {error}").format(
-            url=display_url(engine.url), error=exc
-        )
-        raise DatabaseError(message) from exc
+        raise database_error(exc, engine.url) from exc
 
 
 def open_database(url: str, *, upgrade: bool = True) -> Database:
@@ -378,6 +391,7 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     engine = create_database_engine(url)
     with database_errors(engine):
         if upgrade and not schema_is_current(engine):
+            reject_newer_schema(engine)
             log.info("upgrading database schema", extra={"database": display_url(engine.url)})
             upgrade_schema(engine)
     return Database(engine)
