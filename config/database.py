@@ -24,7 +24,7 @@ from urllib.parse import quote
 from sqlalchemy import DateTime, Engine, create_engine, event, inspect, text
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -283,11 +283,7 @@ def read_schema_state(url: str) -> SchemaState:
     try:
         revisions = frozenset(current_revisions(engine))
     except SQLAlchemyError as exc:
-        error = exc.orig if isinstance(exc, OperationalError) else exc
-        message = _("Cannot open database {url}: {error}").format(
-            url=display_url(parsed), error=error
-        )
-        raise DatabaseError(message) from exc
+        raise database_error(exc, parsed) from exc
     finally:
         engine.dispose()
     return SchemaState(exists=True, revisions=revisions, sqlite_path=sqlite_path)
