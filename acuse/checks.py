@@ -26,7 +26,7 @@ from config.database import (
     create_database_engine,
     display_url,
     read_schema_state,
-    reject_newer_schema,
+    reject_unknown_revisions,
 )
 from config.database_errors import read_only_error
 from config.errors import AcuseError, ConfigError, SecretError
@@ -165,7 +165,7 @@ def _check_database(settings: Settings) -> str | Notice:
     if state.sqlite_path is not None and not state.exists:
         return _missing_database_file(state.sqlite_path)
     if not state.current:
-        _reject_newer_schema(url)
+        reject_unknown_revisions(url, state.revisions)
         found = ", ".join(sorted(state.revisions)) or _("none")
         return Notice(
             _(
@@ -175,17 +175,7 @@ def _check_database(settings: Settings) -> str | Notice:
         )
     if not database_writable(url):
         raise read_only_error(make_url(url))
-    return _("Database {url} is reachable, writable, and its schema is current.").format(
-        url=displayed
-    )
-
-
-def _reject_newer_schema(url: str) -> None:
-    engine = create_database_engine(url)
-    try:
-        reject_newer_schema(engine)
-    finally:
-        engine.dispose()
+    return _("Database {url} is reachable and its schema is current.").format(url=displayed)
 
 
 def database_writable(url: str) -> bool:

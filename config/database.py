@@ -12,7 +12,7 @@ revision.
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -349,16 +349,23 @@ def reject_newer_schema(engine: Engine) -> None:
 
     Such a database was migrated by a newer acuse, and upgrading or using it could damage it.
     """
+    reject_unknown_revisions(engine.url, current_revisions(engine))
+
+
+def reject_unknown_revisions(url: URL | str, revisions: Iterable[str]) -> None:
+    """Raise DatabaseError naming the ``revisions`` that this acuse's migrations do not have."""
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - see _ALEMBIC_NOTE
     from alembic.script import ScriptDirectory  # noqa: PLC0415 - see _ALEMBIC_NOTE
 
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    known = {revision.revision for revision in script.walk_revisions()}
-    unknown = sorted(current_revisions(engine) - known)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    known = {revision.revision for revision in ScriptDirectory.from_config(config).walk_revisions()}
+    unknown = sorted(set(revisions) - known)
     if unknown:
         message = _(
             "The database {url} was written by a newer acuse (schema revision {revision}): "
             "upgrade acuse to the version that wrote it."
-        ).format(url=display_url(engine.url), revision=", ".join(unknown))
+        ).format(url=display_url(url), revision=", ".join(unknown))
         raise DatabaseError(message)
 
 

@@ -37,7 +37,7 @@ def database_error(exc: SQLAlchemyError, url: URL) -> DatabaseError:
 
     The SQL text and parameters of ``exc`` are logged at debug level and left out of the message.
     """
-    log.debug("database error on %s: %s", url.render_as_string(), exc)
+    log.debug("database error on %s: %s", _display(url), exc)
     cause = exc.orig if isinstance(exc, DBAPIError) else None
     if url.get_backend_name() == "sqlite":
         message = _sqlite_message(cause, url)
@@ -48,7 +48,7 @@ def database_error(exc: SQLAlchemyError, url: URL) -> DatabaseError:
         message = _(
             "The database {url} failed: {error}. Check that the database is running and "
             "reachable, and [database] url."
-        ).format(url=url.render_as_string(), error=detail)
+        ).format(url=_display(url), error=detail)
     error = DatabaseError(message)
     error.__cause__ = exc
     return error
@@ -95,7 +95,7 @@ def read_only_error(url: URL) -> DatabaseError:
     message = _(
         "The database {url} accepts only reads (a read-only server or transaction): point "
         "[database] url at the primary server, or grant the acuse user write access."
-    ).format(url=url.render_as_string())
+    ).format(url=_display(url))
     return DatabaseError(message)
 
 
@@ -120,6 +120,13 @@ def _server_message(cause: BaseException | None, url: URL) -> str | None:
             "[database] url."
         ).format(name=missing.group("name"), host=url.host or "localhost")
     return None
+
+
+def _display(url: URL) -> str:
+    # config.database imports this module, so its display_url is imported at call time.
+    from config.database import display_url  # noqa: PLC0415
+
+    return display_url(url)
 
 
 def _first_line(error: BaseException) -> str:

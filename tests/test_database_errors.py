@@ -75,7 +75,7 @@ def test_check_config_writable_passes(run: Run, loaded: Path) -> None:
     outcome = run("--lang", "en", "--config", str(loaded), "check-config")
 
     assert outcome.code == 0, outcome.stderr
-    assert "writable, and its schema is current" in outcome.stdout
+    assert "is reachable and its schema is current" in outcome.stdout
 
 
 def test_locked_database_message(tmp_path: Path) -> None:
