@@ -17,10 +17,18 @@ from functools import partial
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from acuse.context import AppContext
 from acuse.labels import format_count
-from config.database import SCHEMA_REVISION, display_url, read_schema_state
+from config.database import (
+    SCHEMA_REVISION,
+    create_database_engine,
+    display_url,
+    read_schema_state,
+    reject_unknown_revisions,
+)
+from config.database_errors import read_only_error
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _, ngettext
 from config.mailbox_settings import MailboxAuth
@@ -157,6 +165,7 @@ def _check_database(settings: Settings) -> str | Notice:
     if state.sqlite_path is not None and not state.exists:
         return _missing_database_file(state.sqlite_path)
     if not state.current:
+        reject_unknown_revisions(url, state.revisions)
         found = ", ".join(sorted(state.revisions)) or _("none")
         return Notice(
             _(
@@ -164,7 +173,35 @@ def _check_database(settings: Settings) -> str | Notice:
                 "run acuse db upgrade (acuse run also upgrades it at start)."
             ).format(url=displayed, found=found, needed=SCHEMA_REVISION)
         )
+    if not database_writable(url):
+        raise read_only_error(make_url(url))
     return _("Database {url} is reachable and its schema is current.").format(url=displayed)
+
+
+def database_writable(url: str) -> bool:
+    """Return whether acuse may write to the database at ``url``, found without writing.
+
+    SQLite writes the database file, and in WAL mode also creates or writes ``-wal`` and
+    ``-shm`` files beside it, so the file, those files when present and the folder must all
+    be writable. A PostgreSQL server reports whether this session's transactions are
+    read-only, as on a standby.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine = create_database_engine(url)
+        try:
+            with engine.connect() as connection:
+                return connection.exec_driver_sql("SHOW transaction_read_only").scalar() == "off"
+        finally:
+            engine.dispose()
+    if not parsed.database or parsed.database == ":memory:":
+        return True
+
+    path = Path(parsed.database)
+    companions = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    files = [path, *(companion for companion in companions if companion.exists())]
+    folder_writable = os.access(path.parent, os.W_OK | os.X_OK)
+    return folder_writable and all(os.access(file, os.W_OK) for file in files)
 
 
 def _missing_database_file(path: Path) -> Notice:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from acuse import (
     cli_alerts,
@@ -40,6 +41,7 @@ from config.i18n import (
 )
 from config.logs import configure_logging, redact
 from config.settings import CONFIG_ENV
+from config.text_safety import escape_unsafe
 
 log = logging.getLogger("acuse")
 
@@ -140,6 +142,8 @@ class AcuseGroup(click.Group):
             fail(str(exc), EXIT_RUNTIME)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except SQLAlchemyError as exc:
+            fail(str(ctx.obj.database_failure(exc)), EXIT_RUNTIME)
         except Exception as exc:
             log.exception("unexpected error")
             fail(
@@ -160,7 +164,8 @@ def _person_watching() -> bool:
 
 def fail(message: str, code: int) -> NoReturn:
     """Print ``message`` as one error line, registered secrets hidden, and exit with ``code``."""
-    click.echo(_("Error: {message}").format(message=redact(message)), err=True)
+    shown = escape_unsafe(redact(message))
+    click.echo(_("Error: {message}").format(message=shown), err=True)
     sys.exit(code)
 
 

@@ -8,6 +8,7 @@ from config.database import (
     database_errors,
     display_url,
     open_database,
+    reject_newer_schema,
     schema_is_current,
     upgrade_schema,
 )
@@ -50,6 +51,7 @@ def register(cli: click.Group) -> None:
                     message = _("Database {url} is already at the newest schema.")
                     click.echo(message.format(url=url))
                     return
+                reject_newer_schema(database.engine)
                 upgrade_schema(database.engine)
             click.echo(_("Database {url} upgraded to the newest schema.").format(url=url))
         finally:

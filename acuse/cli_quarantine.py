@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from acuse.cli_queries import format_option, iso_time, project_option
+from acuse.cli_queries import ROW_ID, format_option, iso_time, project_option
 from acuse.context import AppContext
 from acuse.labels import counted, format_time, message_class_label
 from acuse.output import Column, OutputFormat, write_rows
@@ -172,7 +172,7 @@ def register(cli: click.Group) -> None:
         ),
     )
     @click.argument(
-        "message_ids", metavar=pgettext("metavar", "[MESSAGE_ID]..."), nargs=-1, type=int
+        "message_ids", metavar=pgettext("metavar", "[MESSAGE_ID]..."), nargs=-1, type=ROW_ID
     )
     @click.option(
         "--all-quarantined", is_flag=True, help=_("Every quarantined message instead of ids.")

@@ -38,6 +38,9 @@ from reconcile.queries import (
 from reconcile.states import PROBLEM_STATES
 
 EXIT_PROBLEMS = 1
+# Row ids are positive 64-bit integers in both SQLite and PostgreSQL, so a larger number cannot
+# name a row and the database driver would reject it.
+ROW_ID = click.IntRange(1, 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -410,7 +413,7 @@ def register(cli: click.Group) -> None:
         print_orphans(app, QueryOptions(**options))
 
     @cli.command("show", help=_("Show one send with its evidence and how it was matched."))
-    @click.argument("send_id", metavar=pgettext("metavar", "SEND_ID"), type=int)
+    @click.argument("send_id", metavar=pgettext("metavar", "SEND_ID"), type=ROW_ID)
     @as_of_option()
     @format_option(OutputFormat.TABLE, OutputFormat.JSON)
     @click.pass_obj

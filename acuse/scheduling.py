@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import DBAPIError
 
 from config.crontab import crontab_trigger
 from config.database import utcnow
@@ -351,6 +352,11 @@ class JobRunner:
                 spec.func(run)
             except AcuseError as exc:
                 return _aborted_message(run) or str(exc)
+            except DBAPIError as exc:
+                # The driver's message only: SQLAlchemy's text adds the statement and its
+                # parameters, which the service status must not show.
+                log.exception("job failed on a database error", extra=spec.log_fields())
+                return f"{type(exc.orig).__name__}: {exc.orig}".strip()
             except Exception as exc:
                 log.exception("job raised an unexpected error", extra=spec.log_fields())
                 return f"{type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ revision.
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +24,12 @@ from urllib.parse import quote
 from sqlalchemy import DateTime, Engine, create_engine, event, inspect, text
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
+from config.database_errors import database_error
 from config.errors import DatabaseError
 from config.i18n import _
 from config.logs import register_secret
@@ -282,11 +283,7 @@ def read_schema_state(url: str) -> SchemaState:
     try:
         revisions = frozenset(current_revisions(engine))
     except SQLAlchemyError as exc:
-        error = exc.orig if isinstance(exc, OperationalError) else exc
-        message = _("Cannot open database {url}: {error}").format(
-            url=display_url(parsed), error=error
-        )
-        raise DatabaseError(message) from exc
+        raise database_error(exc, parsed) from exc
     finally:
         engine.dispose()
     return SchemaState(exists=True, revisions=revisions, sqlite_path=sqlite_path)
@@ -347,6 +344,31 @@ def upgrade_schema(engine: Engine) -> None:
             connection.commit()
 
 
+def reject_newer_schema(engine: Engine) -> None:
+    """Raise DatabaseError when the database is at a revision that this acuse does not have.
+
+    Such a database was migrated by a newer acuse, and upgrading or using it could damage it.
+    """
+    reject_unknown_revisions(engine.url, current_revisions(engine))
+
+
+def reject_unknown_revisions(url: URL | str, revisions: Iterable[str]) -> None:
+    """Raise DatabaseError naming the ``revisions`` that this acuse's migrations do not have."""
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - see _ALEMBIC_NOTE
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - see _ALEMBIC_NOTE
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    known = {revision.revision for revision in ScriptDirectory.from_config(config).walk_revisions()}
+    unknown = sorted(set(revisions) - known)
+    if unknown:
+        message = _(
+            "The database {url} was written by a newer acuse (schema revision {revision}): "
+            "upgrade acuse to the version that wrote it."
+        ).format(url=display_url(url), revision=", ".join(unknown))
+        raise DatabaseError(message)
+
+
 @contextmanager
 def database_errors(engine: Engine) -> Iterator[None]:
     """Turn SQLAlchemy errors in the block into DatabaseError, with the URL's credentials hidden.
@@ -355,18 +377,12 @@ def database_errors(engine: Engine) -> Iterator[None]:
     """
     try:
         yield
-    except OperationalError as exc:
+    except DatabaseError:
         engine.dispose()
-        message = _("Cannot open database {url}: {error}").format(
-            url=display_url(engine.url), error=exc.orig
-        )
-        raise DatabaseError(message) from exc
+        raise
     except SQLAlchemyError as exc:
         engine.dispose()
-        message = _("Cannot migrate database {url}: {error}").format(
-            url=display_url(engine.url), error=exc
-        )
-        raise DatabaseError(message) from exc
+        raise database_error(exc, engine.url) from exc
 
 
 def open_database(url: str, *, upgrade: bool = True) -> Database:
@@ -378,6 +394,7 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     engine = create_database_engine(url)
     with database_errors(engine):
         if upgrade and not schema_is_current(engine):
+            reject_newer_schema(engine)
             log.info("upgrading database schema", extra={"database": display_url(engine.url)})
             upgrade_schema(engine)
     return Database(engine)

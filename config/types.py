@@ -21,8 +21,12 @@ from pydantic import (
 from config.crontab import crontab_trigger
 from config.durations import duration_from_seconds, format_duration, parse_duration
 from config.i18n import _, normalize_locale
+from config.text_safety import UNSAFE_RANGES, has_unsafe_characters
 
-EMAIL_PATTERN = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# No part of an address may contain a control or bidirectional character, because either one
+# makes the address print differently from what it is.
+_ADDRESS_PART = rf"[^@\s<>{UNSAFE_RANGES}]+"
+EMAIL_PATTERN = re.compile(rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$")
 
 
 def require_text(value: Any) -> str:
@@ -112,6 +116,12 @@ LocaleName = Annotated[str, BeforeValidator(_check_locale)]
 
 
 def _check_email(value: str) -> str:
+    if isinstance(value, str) and has_unsafe_characters(value.strip()):
+        message = (
+            f"invalid email address {value!r}: it contains a control or bidirectional "
+            "character (shown escaped); type the address again as name@domain.example"
+        )
+        raise ValueError(message)
     if not isinstance(value, str) or not EMAIL_PATTERN.match(value.strip()):
         message = f"invalid email address {value!r}: write it as name@domain.example"
         raise ValueError(message)

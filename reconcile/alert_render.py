@@ -33,6 +33,7 @@ from config.alert_settings import AlertKind
 from config.errors import AcuseError
 from config.i18n import _, translation
 from config.settings import Settings
+from config.text_safety import spreadsheet_cell
 from reconcile.alert_models import AlertEvent
 from reconcile.alert_routing import AlertScope
 from reconcile.alert_rows import Column, RowFormatter
@@ -295,7 +296,8 @@ def _csv_bytes(scope: AlertScope, sections: Sequence[_Section]) -> bytes:
     """Write the rows of every section as one CSV for a spreadsheet in the reader's locale.
 
     Spanish spreadsheets use the comma as decimal mark, so they expect ``;`` between cells.
-    The byte order mark makes them read the file as UTF-8.
+    The byte order mark makes them read the file as UTF-8. Cells come from mail and send logs,
+    so each one is defused against formulas and control characters.
     """
     several = len(sections) > 1
     columns: list[Column] = []
@@ -307,7 +309,7 @@ def _csv_bytes(scope: AlertScope, sections: Sequence[_Section]) -> bytes:
     writer.writerow(([alert_heading] if several else []) + [column.heading for column in columns])
     for section in sections:
         for row in section.rows:
-            cells = [row.get(column.key, "") for column in columns]
+            cells = [spreadsheet_cell(row.get(column.key, "")) for column in columns]
             writer.writerow(([section.title] if several else []) + cells)
     return buffer.getvalue().encode("utf-8-sig")
 

@@ -428,3 +428,22 @@ def test_example_reason_fits_its_kind(
     assert own in text
     assert foreign not in text
     assert "User unknown Saldo" not in text
+
+
+def test_csv_defuses_hostile_cells(make_settings: Callable[..., Settings]) -> None:
+    settings = settings_for(make_settings, "en")
+    details = {
+        **SAMPLES[AlertKind.NOT_COPIED],
+        "subject": '=HYPERLINK("http://evil.example/","click")',
+        "client": "Ana \x1b[31mRoja\u202e",
+    }
+    item = ItemData(AlertKind.NOT_COPIED, AlertEvent.RAISED, details)
+
+    email = render_alert(settings, scope_of(settings, AlertKind.NOT_COPIED), [item], NOW)
+
+    assert email.attachment is not None
+    text = email.attachment.decode("utf-8-sig")
+    assert "'=HYPERLINK(" in text
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "Ana \\x1b[31mRoja\\u202e" in text

@@ -5,9 +5,11 @@ DebugExecutor running each job in the test's thread, so no test sleeps.
 """
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +18,7 @@ from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
+from sqlalchemy import create_engine
 
 from acuse.scheduling import (
     JOB_EXECUTOR,
@@ -363,3 +366,24 @@ def test_wait_until_idle() -> None:
 
     assert not busy
     assert running.wait_until_idle(timedelta(0))
+
+
+def test_database_error_hides_sql(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    runner = JobRunner(RunningJobs(threading.Event()), FakeClock(START))
+
+    def write(run: JobRun) -> None:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("INSERT INTO secret_table VALUES ('canary')")
+
+    try:
+        outcome = runner.run(make_spec(write))
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+
+    assert outcome.error == "OperationalError: database is locked"

@@ -143,3 +143,15 @@ def test_instances_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.instances.lease == timedelta(minutes=1)
     assert settings.instances.renew_every == timedelta(seconds=15)
     assert settings.instances.hold_for == timedelta(seconds=45)
+
+
+@pytest.mark.parametrize("hidden", ["\u202e", "\x1b", "\u2066", "\x00"])
+def test_manager_address_with_hidden_character(tmp_path: Path, hidden: str) -> None:
+    escaped = f"cartera\\u{ord(hidden):04x}1@constructora.example"
+    text = EXAMPLE.replace("cartera@constructora.example", escaped)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path, text))
+
+    assert "projects[0].managers" in str(caught.value)
+    assert "bidirectional" in str(caught.value)
