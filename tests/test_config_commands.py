@@ -192,8 +192,9 @@ def test_unknown_language_rejected(tmp_path: Path, language: str) -> None:
 
     result = run_acuse(config, "--lang", language, "status")
 
+    # The rejected language cannot choose the message's language, so it is in Spanish.
     assert result.returncode == 2
-    assert f"unsupported language {language!r}" in result.stderr
+    assert f"idioma {language!r} no disponible" in result.stderr
     assert "es (es_CO), en" in result.stderr
 
 
