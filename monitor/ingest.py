@@ -8,13 +8,21 @@ For every batch a source yields, in this order:
    happens outside any database transaction, so a slow PDF never holds the write lock);
 3. ``record``: one transaction inserts the ledger rows and their evidence and moves the IMAP cursor.
 
+``ingest_stream`` overlaps the batches: while the workers read batch N, the calling thread
+fetches and archives batch N+1 and records batch N-1. Each batch still goes through the three
+steps in order, and batches are recorded in the order the source yields them, so a cursor never
+passes a batch that is not recorded. At most ``PIPELINE_DEPTH`` batches wait between archive and
+record, which bounds the memory held.
+
 A crash between any two steps loses nothing. The cursor only moves in the transaction that
 records the messages, so the next run fetches them again. Storing in the archive again is a
 no-op, and so is recording a message again, because of the unique key on (project, sha256).
 """
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +46,13 @@ from monitor.reader_pool import MessageReader, shared_reader_pool
 from monitor.reading import EvidenceRecord, MessageReading
 
 log = logging.getLogger(__name__)
+
+PIPELINE_DEPTH = 2
+"""Batches that ``Ingestor.ingest_stream`` holds between archive and record: the one the workers
+read and the one waiting to be recorded. Two keep the workers busy while the calling thread
+fetches, archives and records; more would only hold more messages in memory."""
+
+_Place = tuple[str, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,13 @@ class _Kept:
     reading: MessageReading | None = None
 
 
+@dataclass
+class _InFlight:
+    batch: list[_Kept]
+    cursor: CursorMove | None
+    readings: "Future[dict[str, MessageReading]]"
+
+
 def load_cursor(database: Database, project: str, folder: str) -> MailboxCursor | None:
     """Return the stored cursor of a project's IMAP folder, if it was ever read."""
     with database.session() as session:
@@ -118,12 +140,35 @@ class Ingestor:
         self, messages: list[IncomingMessage], cursor: CursorMove | None = None
     ) -> IngestCounts:
         """Keep, read and record ``messages``; move ``cursor`` in the same transaction."""
-        # TODO(ingest under 70% of raw fetch and parse): the stages run one after another, so
-        # the reader processes wait while keep_raw fsyncs each file and record flushes and
-        # queries once per message; batch record's lookups and read the next batch meanwhile.
         batch = self.keep_raw(messages)
         self.read_new(batch)
         return self.record(batch, cursor)
+
+    def ingest_stream(
+        self, batches: Iterable[tuple[list[IncomingMessage], CursorMove | None]]
+    ) -> Iterator[tuple[int, IngestCounts]]:
+        """Ingest each ``(messages, cursor)`` of ``batches``, reading one while recording another.
+
+        Yields ``(len(messages), counts)`` as each batch is recorded, in the order of
+        ``batches``. ``batches`` is consumed in the calling thread, one batch ahead of the
+        last one recorded; the batches still in flight when the caller stops iterating are
+        not recorded, and their cursors do not move.
+        """
+        window: deque[_InFlight] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="acuse-read") as executor:
+            try:
+                for messages, cursor in batches:
+                    batch = self.keep_raw(messages)
+                    unread = self._unread(batch)
+                    readings = executor.submit(self.reader.read_many, unread, self.project.provider)
+                    window.append(_InFlight(batch, cursor, readings))
+                    if len(window) >= PIPELINE_DEPTH:
+                        yield self._finish(window.popleft())
+                while window:
+                    yield self._finish(window.popleft())
+            finally:
+                for pending in window:
+                    pending.readings.cancel()
 
     def ingest_all(
         self,
@@ -136,10 +181,11 @@ class Ingestor:
         ``progress`` receives the size of each batch once it is recorded.
         """
         total = IngestCounts()
-        for chunk in _chunks(messages, batch_size):
-            total.add(self.ingest_batch(chunk))
+        chunks = ((chunk, None) for chunk in _chunks(messages, batch_size))
+        for size, counts in self.ingest_stream(chunks):
+            total.add(counts)
             if progress is not None:
-                progress(len(chunk))
+                progress(size)
         return total
 
     def keep_raw(self, messages: list[IncomingMessage]) -> list[_Kept]:
@@ -152,14 +198,21 @@ class Ingestor:
         return batch
 
     def read_new(self, batch: list[_Kept]) -> None:
+        readings = self.reader.read_many(self._unread(batch), self.project.provider)
+        _attach(batch, readings)
+
+    def _unread(self, batch: list[_Kept]) -> list[tuple[str, bytes]]:
+        """Return ``(sha256, raw)`` of each message of ``batch`` the ledger does not have, once."""
         known = self._known_hashes({kept.sha256 for kept in batch})
         unread: dict[str, bytes] = {}
         for kept in batch:
             if kept.sha256 not in known:
                 unread.setdefault(kept.sha256, kept.message.raw)
-        readings = self.reader.read_many(list(unread.items()), self.project.provider)
-        for kept in batch:
-            kept.reading = readings.get(kept.sha256)
+        return list(unread.items())
+
+    def _finish(self, flight: _InFlight) -> tuple[int, IngestCounts]:
+        _attach(flight.batch, flight.readings.result())
+        return len(flight.batch), self.record(flight.batch, flight.cursor)
 
     def record(self, batch: list[_Kept], cursor: CursorMove | None) -> IngestCounts:
         counts = IngestCounts(seen=len(batch))
@@ -168,13 +221,14 @@ class Ingestor:
         # that ingest the same message at once store it once.
         with self.database.write(lock=f"ingest:{self.project.code}") as session:
             recorded: set[str] = self._known_hashes({kept.sha256 for kept in batch}, session)
+            fresh: list[_Kept] = []
             for kept in batch:
                 if kept.sha256 in recorded or kept.reading is None:
                     counts.already_stored += 1
                     continue
-                self._record_message(session, kept, now, counts)
+                fresh.append(kept)
                 recorded.add(kept.sha256)
-            session.flush()
+            self._record_messages(session, fresh, now, counts)
             crash_point(Step.LEDGER_RECORDED)
             if cursor is not None:
                 self._move_cursor(session, cursor, now)
@@ -197,14 +251,48 @@ class Ingestor:
         with self.database.session() as reader:
             return set(reader.execute(query).scalars())
 
-    def _record_message(
-        self, session: Session, kept: _Kept, now: datetime, counts: IngestCounts
+    def _record_messages(
+        self, session: Session, batch: list[_Kept], now: datetime, counts: IngestCounts
     ) -> None:
+        """Insert the rows of ``batch`` and their evidence, with one query per kind of lookup."""
+        taken = self._taken_places(session, batch)
+        rows: list[StoredMessage] = []
+        for kept in batch:
+            rows.append(self._message_row(kept, taken, now))
+        session.add_all(rows)
+        session.flush()
+        certificates = _known_certificates(
+            session, self.project, _certificate_ids(kept.reading for kept in batch)
+        )
+        for kept, row in zip(batch, rows, strict=True):
+            reading = kept.reading
+            assert reading is not None
+            assert row.id is not None
+            counts.stored += 1
+            self._count_class(reading.classification, counts)
+            counts.duplicate_certificates += record_evidence(
+                session, self.project, row, reading, now, known_certificates=certificates
+            )
+            log.info(
+                "message stored",
+                extra={
+                    "project": self.project.code,
+                    "location": kept.message.location,
+                    "uid": kept.message.uid,
+                    "sha256": kept.sha256,
+                    "classification": reading.classification.value,
+                    "evidence": len(reading.evidence),
+                },
+            )
+        session.flush()
+
+    def _message_row(self, kept: _Kept, taken: set[_Place], now: datetime) -> StoredMessage:
         reading = kept.reading
         assert reading is not None
         message = kept.message
         uid = message.uid
-        if uid is not None and self._place_taken(session, message):
+        place = (message.location, message.uidvalidity, uid)
+        if uid is not None and place in taken:
             # The server handed out a UID that another message had under the same UIDVALIDITY.
             # The content hash keeps the two apart; the place of the newer one is not recorded.
             log.warning(
@@ -212,8 +300,9 @@ class Ingestor:
                 extra={"project": self.project.code, "folder": message.location, "uid": uid},
             )
             uid = None
-
-        row = StoredMessage(
+        elif uid is not None:
+            taken.add(place)
+        return StoredMessage(
             project=self.project.code,
             origin=message.origin,
             location=message.location,
@@ -230,34 +319,27 @@ class Ingestor:
             quarantine_reason=quarantine_reason(reading),
             read_at=now,
         )
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        counts.stored += 1
-        self._count_class(reading.classification, counts)
-        counts.duplicate_certificates += record_evidence(session, self.project, row, reading, now)
-        log.info(
-            "message stored",
-            extra={
-                "project": self.project.code,
-                "location": message.location,
-                "uid": message.uid,
-                "sha256": kept.sha256,
-                "classification": reading.classification.value,
-                "evidence": len(reading.evidence),
-            },
-        )
 
-    def _place_taken(self, session: Session, message: IncomingMessage) -> bool:
-        place = (message.location, message.uidvalidity, message.uid)
-        query = select(col(StoredMessage.id)).where(
+    def _taken_places(self, session: Session, batch: list[_Kept]) -> set[_Place]:
+        """Return the IMAP places of ``batch`` that the ledger already gives to some message."""
+        places = {
+            (kept.message.location, kept.message.uidvalidity, kept.message.uid)
+            for kept in batch
+            if kept.message.uid is not None
+        }
+        if not places:
+            return set()
+        query = select(
+            col(StoredMessage.location), col(StoredMessage.uidvalidity), col(StoredMessage.uid)
+        ).where(
             col(StoredMessage.project) == self.project.code,
             tuple_(
                 col(StoredMessage.location), col(StoredMessage.uidvalidity), col(StoredMessage.uid)
-            )
-            == place,
+            ).in_(places),
         )
-        return session.execute(query).first() is not None
+        return {
+            (location, uidvalidity, uid) for location, uidvalidity, uid in session.execute(query)
+        }
 
     @staticmethod
     def _count_class(classification: MessageClass, counts: IngestCounts) -> None:
@@ -306,18 +388,30 @@ def record_evidence(
     message: StoredMessage,
     reading: MessageReading,
     now: datetime,
+    *,
+    known_certificates: set[str] | None = None,
 ) -> int:
     """Insert the evidence of ``reading`` for ``message``; return how many certificates were known.
 
     A certificate id that the project already has (the provider sent the same certificate in
-    two messages) is not inserted twice.
+    two messages) is not inserted twice. ``known_certificates``, when given, holds the
+    project's certificate ids that matter here; the ids inserted are added to it, and the
+    caller flushes. Without it, this looks them up and flushes.
     """
     assert message.id is not None
+    given = known_certificates is not None
+    known = (
+        known_certificates
+        if known_certificates is not None
+        else _known_certificates(session, project, _certificate_ids([reading]))
+    )
     duplicates = 0
     for record in reading.evidence:
-        if record.certificate_id and _certificate_known(session, project, record.certificate_id):
-            duplicates += 1
-            continue
+        if record.certificate_id:
+            if record.certificate_id in known:
+                duplicates += 1
+                continue
+            known.add(record.certificate_id)
         evidence = Evidence(
             message_pk=message.id,
             project=project.code,
@@ -328,6 +422,7 @@ def record_evidence(
         )
         fill_evidence(evidence, record)
         session.add(evidence)
+    if not given:
         session.flush()
     return duplicates
 
@@ -373,13 +468,33 @@ def _fill_authenticity(evidence: Evidence, authenticity: Authenticity | None) ->
     evidence.trust_reasons = "\n".join(authenticity.reasons) or None
 
 
-def _certificate_known(session: Session, project: ProjectView, certificate_id: str) -> bool:
-    query = select(col(Evidence.id)).where(
+def _attach(batch: list[_Kept], readings: dict[str, MessageReading]) -> None:
+    for kept in batch:
+        kept.reading = readings.get(kept.sha256)
+
+
+def _certificate_ids(readings: Iterable[MessageReading | None]) -> set[str]:
+    return {
+        record.certificate_id
+        for reading in readings
+        if reading is not None
+        for record in reading.evidence
+        if record.certificate_id
+    }
+
+
+def _known_certificates(
+    session: Session, project: ProjectView, certificate_ids: set[str]
+) -> set[str]:
+    """Return those of ``certificate_ids`` that the project's evidence already has."""
+    if not certificate_ids:
+        return set()
+    query = select(col(Evidence.certificate_id)).where(
         col(Evidence.project) == project.code,
         col(Evidence.provider) == project.settings.provider,
-        col(Evidence.certificate_id) == certificate_id,
+        col(Evidence.certificate_id).in_(certificate_ids),
     )
-    return session.execute(query).first() is not None
+    return {certificate_id for certificate_id in session.execute(query).scalars() if certificate_id}
 
 
 def _chunks(messages: Iterable[IncomingMessage], size: int) -> Iterator[list[IncomingMessage]]:

@@ -6,7 +6,7 @@ the ledger's unique content hash turns every message already stored into a no-op
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from config.database import Database
@@ -74,15 +74,19 @@ def poll_mailbox(
 
     # UIDNEXT at or below the next UID we want means nothing arrived; skip the SEARCH.
     if state.uidnext is None or state.uidnext > start_uid + 1:
-        for batch in source.fetch_new(start_uid):
-            if should_continue is not None and not should_continue():
-                result.stopped_early = True
-                break
-            incoming = [_incoming(message, folder, state.uidvalidity) for message in batch]
-            cursor_move = CursorMove(folder, state.uidvalidity, batch[-1].uid)
-            result.counts.add(ingestor.ingest_batch(incoming, cursor_move))
+
+        def batches() -> Iterator[tuple[list[IncomingMessage], CursorMove]]:
+            for batch in source.fetch_new(start_uid):
+                if should_continue is not None and not should_continue():
+                    result.stopped_early = True
+                    return
+                incoming = [_incoming(message, folder, state.uidvalidity) for message in batch]
+                yield incoming, CursorMove(folder, state.uidvalidity, batch[-1].uid)
+
+        for size, counts in ingestor.ingest_stream(batches()):
+            result.counts.add(counts)
             if progress is not None:
-                progress(len(batch))
+                progress(size)
 
     log.info(
         "mailbox polled",
