@@ -156,6 +156,9 @@ class Ingestor:
         """
         window: deque[_InFlight] = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="acuse-read") as executor:
+            # The workers start while the first batch is fetched and archived; a failure to
+            # start them comes back from the first read.
+            executor.submit(self.reader.start)
             try:
                 for messages, cursor in batches:
                     batch = self.keep_raw(messages)

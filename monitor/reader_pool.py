@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 class MessageReader(Protocol):
     """Something that reads raw messages into readings: the worker pool, or the same in-process."""
 
+    def start(self) -> None:
+        """Get ready to read, so that the first ``read_many`` does not wait for it."""
+        ...
+
     def read_many(
         self, messages: Sequence[tuple[str, bytes]], profile: ProviderProfile
     ) -> dict[str, MessageReading]:
@@ -59,6 +63,9 @@ class InProcessReader:
 
     def __init__(self, limits: ReadingLimits | None = None) -> None:
         self.limits = limits or ReadingLimits()
+
+    def start(self) -> None:
+        """Nothing to start: reading happens in the calling process."""
 
     def read_many(
         self, messages: Sequence[tuple[str, bytes]], profile: ProviderProfile
@@ -119,6 +126,12 @@ class ReaderPool:
                 raise RuntimeError(message)
             self._ensure_workers()
             return _Dispatch(self, profile, messages).run()
+
+    def start(self) -> None:
+        """Start the worker processes now, so their start-up overlaps the caller's own work."""
+        with self._lock:
+            if not self._closed:
+                self._ensure_workers()
 
     def close(self) -> None:
         """Stop every worker: close its input and wait a moment, then kill it."""
