@@ -48,9 +48,9 @@ from monitor.reading import EvidenceRecord, MessageReading
 log = logging.getLogger(__name__)
 
 PIPELINE_DEPTH = 2
-"""Batches that ``Ingestor.ingest_stream`` holds between archive and record: the one the workers
-read and the one waiting to be recorded. Two keep the workers busy while the calling thread
-fetches, archives and records; more would only hold more messages in memory."""
+"""Number of batches that ``Ingestor.ingest_stream`` keeps between archive and record: the one
+the worker reads and the one waiting to be recorded. Two keep the worker busy while the calling
+thread fetches, archives and records. Three measured no faster and keep more messages in memory."""
 
 _Place = tuple[str, int | None, int | None]
 
@@ -150,10 +150,13 @@ class Ingestor:
         """Ingest each ``(messages, cursor)`` of ``batches``, reading one while recording another.
 
         Yields ``(len(messages), counts)`` as each batch is recorded, in the order of
-        ``batches``. ``batches`` is consumed in the calling thread, one batch ahead of the
-        last one recorded; the batches still in flight when the caller stops iterating are
-        not recorded, and their cursors do not move.
+        ``batches``. The calling thread consumes ``batches``, one batch ahead of the last one
+        recorded. When the caller stops iterating, the batches still in flight are not
+        recorded, so their cursors do not move.
         """
+        # TODO(ingest under 70% of raw fetch and parse): the one reader worker is now the
+        # bottleneck on two cores. It reads at about 80% of the raw parse rate, and a second
+        # worker competes with this process for the CPU, so a cheaper read is what is left.
         window: deque[_InFlight] = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="acuse-read") as executor:
             # The workers start while the first batch is fetched and archived; a failure to
@@ -258,10 +261,10 @@ class Ingestor:
         self, session: Session, batch: list[_Kept], now: datetime, counts: IngestCounts
     ) -> None:
         """Insert the rows of ``batch`` and their evidence, with one query per kind of lookup."""
-        taken = self._taken_places(session, batch)
+        taken_places = self._taken_places(session, batch)
         rows: list[StoredMessage] = []
         for kept in batch:
-            rows.append(self._message_row(kept, taken, now))
+            rows.append(self._message_row(kept, taken_places, now))
         session.add_all(rows)
         session.flush()
         certificates = _known_certificates(
@@ -289,13 +292,13 @@ class Ingestor:
             )
         session.flush()
 
-    def _message_row(self, kept: _Kept, taken: set[_Place], now: datetime) -> StoredMessage:
+    def _message_row(self, kept: _Kept, taken_places: set[_Place], now: datetime) -> StoredMessage:
         reading = kept.reading
         assert reading is not None
         message = kept.message
         uid = message.uid
         place = (message.location, message.uidvalidity, uid)
-        if uid is not None and place in taken:
+        if uid is not None and place in taken_places:
             # The server handed out a UID that another message had under the same UIDVALIDITY.
             # The content hash keeps the two apart; the place of the newer one is not recorded.
             log.warning(
@@ -304,7 +307,7 @@ class Ingestor:
             )
             uid = None
         elif uid is not None:
-            taken.add(place)
+            taken_places.add(place)
         return StoredMessage(
             project=self.project.code,
             origin=message.origin,
@@ -397,12 +400,12 @@ def record_evidence(
     """Insert the evidence of ``reading`` for ``message``; return how many certificates were known.
 
     A certificate id that the project already has (the provider sent the same certificate in
-    two messages) is not inserted twice. ``known_certificates``, when given, holds the
-    project's certificate ids that matter here; the ids inserted are added to it, and the
-    caller flushes. Without it, this looks them up and flushes.
+    two messages) is not inserted twice. ``known_certificates``, when given, contains the
+    project's known certificate ids, at least those of ``reading``. The inserted ids are added to
+    it, and the caller flushes. Without it, this function looks them up and flushes.
     """
     assert message.id is not None
-    given = known_certificates is not None
+    caller_flushes = known_certificates is not None
     known = (
         known_certificates
         if known_certificates is not None
@@ -425,7 +428,7 @@ def record_evidence(
         )
         fill_evidence(evidence, record)
         session.add(evidence)
-    if not given:
+    if not caller_flushes:
         session.flush()
     return duplicates
 
