@@ -136,7 +136,9 @@ def poll_job(
     if not services.holds_mailbox(project.code, mailbox.folder):
         services.idle_watchers.stop(project.code)
         services.connections.discard(project.code)
-        log.debug("poll skipped: another instance holds the mailbox", extra=run.spec.log_fields())
+        log.debug(
+            "poll skipped: the mailbox is leased to another instance", extra=run.spec.log_fields()
+        )
         return
 
     if mailbox.idle:

@@ -586,7 +586,7 @@ def _announces_messages(responses: list[Any]) -> bool:
 
 
 def _announces_changes(responses: list[Any]) -> bool:
-    """Whether NOOP responses report anything but flag updates (``(3, b"FETCH", ...)``)."""
+    """Return whether NOOP responses report anything but flag updates (``(3, b"FETCH", ...)``)."""
     return any(
         not (isinstance(response, tuple) and len(response) >= 2 and response[1] == b"FETCH")
         for response in responses

@@ -44,8 +44,9 @@ def poll_mailbox(
 
     The source may be connected already, with the folder examined by an earlier pass, in which
     case an idle folder costs one round trip. Each fetched batch is committed with its
-    cursor move. ``should_continue`` is asked before each batch; when it returns false the pass
-    ends there, with every earlier batch committed, and the result says it stopped early.
+    cursor move. ``should_continue`` is called before each batch. When it returns false the
+    pass ends there, with every earlier batch committed, and the result is marked as stopped
+    early.
     ``progress`` receives the size of each recorded batch.
     """
     folder = source.mailbox.folder

@@ -33,8 +33,8 @@ SEND_KINDS = {
     SendState.UNVERIFIED: AlertKind.EVIDENCE_UNVERIFIED,
 }
 EVIDENCE_MAILBOX_KEY = "evidence-mailbox"
-# How an alert about a send closes when the send reaches a state that raises no alert. Evidence
-# that arrives later can make a send ambiguous; no alert reports that state, so the note must.
+# The resolution of a send's alert when the send reaches a state that raises no alert. Late
+# evidence can make a send ambiguous, and no alert kind reports that state, so the note does.
 _NEW_STATE_RESOLUTIONS = {
     SendState.CERTIFIED: Resolution.CERTIFIED,
     SendState.AMBIGUOUS: Resolution.NEEDS_REVIEW,

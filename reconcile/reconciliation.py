@@ -1,7 +1,7 @@
 """One reconciliation pass of a project: match sends to evidence, then judge states.
 
 The stored result is a function of the stored sends and evidence alone, never of when each
-arrived or of where one pass ended. A pass judges each recipient it looks at afresh: it forgets
+arrived or of where one pass ended. A pass judges each recipient it looks at afresh: it clears
 the recipient's links and ambiguity, then matches every send and every piece of evidence of that
 recipient again. Evidence that arrives after a send was linked can therefore still make it
 ambiguous.

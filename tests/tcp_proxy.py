@@ -107,7 +107,7 @@ class FaultProxy:
             for chunk, is_boundary in scanner.feed(data):
                 if self.faulted.is_set():
                     return
-                # Counted before sending, so a client that has its reply sees it counted.
+                # Count before sending, so the count includes every reply a client has received.
                 if is_boundary:
                     self.boundaries += 1
                 client.sendall(chunk)
