@@ -316,8 +316,15 @@ def store(database: Database, row: SendRow | EvidenceRow) -> None:
     )
 
 
-def outcome(database: Database) -> dict[str, tuple[SendState, frozenset[str]]]:
-    """Each send's state and the evidence it is ambiguous between, by label."""
+def outcome(
+    database: Database, evidence: Sequence[EvidenceRow]
+) -> dict[str, tuple[SendState, tuple[str, ...]]]:
+    """Each send's state and the evidence it is ambiguous between, described by content.
+
+    Identical pieces of evidence cannot be told apart, so which of them a tie gives to a send
+    may follow arrival. Comparing their contents instead of their labels ignores that choice.
+    """
+    content = {row.label: repr(replace(row, label="")) for row in evidence}
     with database.session() as session:
         sends = session.exec(select(Send)).all()
         candidates = session.exec(
@@ -326,11 +333,11 @@ def outcome(database: Database) -> dict[str, tuple[SendState, frozenset[str]]]:
                 Evidence.id == MatchCandidate.evidence_id,  # type: ignore[arg-type]
             )
         ).all()
-    by_send: dict[int, set[str]] = {}
+    by_send: dict[int, list[str]] = {}
     for send_id, label in candidates:
-        by_send.setdefault(send_id, set()).add(str(label))
+        by_send.setdefault(send_id, []).append(content[str(label)])
     return {
-        str(send.external_id): (send.state, frozenset(by_send.get(send.id or 0, set())))
+        str(send.external_id): (send.state, tuple(sorted(by_send.get(send.id or 0, []))))
         for send in sends
     }
 
@@ -361,4 +368,5 @@ def test_arrival_order_does_not_change_states(
             store(one_by_one, row)
             reconcile_project(one_by_one, project, str.casefold, as_of=as_of)
 
-        assert outcome(one_by_one) == outcome(at_once)
+        evidence = [row for row in canonical if isinstance(row, EvidenceRow)]
+        assert outcome(one_by_one, evidence) == outcome(at_once, evidence)
