@@ -1,11 +1,16 @@
 """The compiled provider profile: sender check, subject normalisation and pattern tests."""
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.provider import (
     LabelField,
     ProviderRules,
     address_domain,
+    collapse_whitespace,
     fold_text,
     normalize_subject,
     rules_for,
@@ -186,3 +191,9 @@ def test_rules_rebuilt_for_other_profile() -> None:
 
     assert rules_for(other).is_provider_sender("x@provider.example")
     assert not rules_for(profile).is_provider_sender("x@provider.example")
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u2028ab.é")))
+def test_collapse_whitespace_agrees_with_regex(text: str) -> None:
+    assert collapse_whitespace(text) == re.sub(r"\s+", " ", text).strip()
