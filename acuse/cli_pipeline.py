@@ -10,7 +10,7 @@ from acuse.context import AppContext
 from acuse.labels import counted, format_count, state_label
 from acuse.polling import MailboxPoller
 from acuse.progress import progress_bar
-from config.database import utcnow
+from config.database import Database, utcnow
 from config.errors import AcuseError
 from config.i18n import _, ngettext, pgettext
 from config.settings import ProjectView
@@ -18,7 +18,12 @@ from monitor.archive import Archive
 from monitor.directory_source import DirectorySource
 from monitor.ingest import IncomingMessage, IngestCounts, Ingestor
 from reconcile.models import SendState
-from reconcile.reconciliation import ReconcileSummary, reconcile_project, subject_normalizer
+from reconcile.reconciliation import (
+    ReconcileSummary,
+    count_states,
+    reconcile_project,
+    subject_normalizer,
+)
 from reconcile.send_import import ImportSummary, import_send_log
 
 EXIT_RUNTIME = 3
@@ -97,12 +102,14 @@ def reconcile_with_progress(
         )
 
 
-def print_reconcile_summary(summary: ReconcileSummary) -> None:
+def print_reconcile_summary(database: Database, summary: ReconcileSummary) -> None:
     """Print what a reconciliation pass changed and the sends per state."""
+    with database.session() as session:
+        states = count_states(session, summary.project)
     counts = ", ".join(
-        f"{state_label(state)}: {format_count(summary.states[state])}"
+        f"{state_label(state)}: {format_count(states[state])}"
         for state in SendState
-        if summary.states.get(state)
+        if states.get(state)
     )
     matched = ngettext("{count} new match", "{count} new matches", summary.matched)
     changes = ngettext("{count} state change", "{count} state changes", summary.state_changes)
@@ -218,7 +225,7 @@ def register(cli: click.Group) -> None:
     def reconcile_command(app: AppContext, project_code: str | None, as_of: str | None) -> None:
         when = app.parse_as_of(as_of)
         for project in app.projects(project_code):
-            print_reconcile_summary(reconcile_with_progress(app, project, when))
+            print_reconcile_summary(app.database, reconcile_with_progress(app, project, when))
 
     @cli.command(
         "check-config", help=_("Validate the configuration file and the secrets it names.")

@@ -74,9 +74,8 @@ def run_demo(folder: Path, locale: str) -> None:
             import_send_log(app.database, samples / "envios-paco.csv", project, as_of)
         )
         ingest_path(app, samples / "evidencias", project)
-        print_reconcile_summary(
-            reconcile_project(app.database, project, subject_normalizer(project), as_of=as_of)
-        )
+        summary = reconcile_project(app.database, project, subject_normalizer(project), as_of=as_of)
+        print_reconcile_summary(app.database, summary)
         click.echo()
         options = QueryOptions(project_code=DEMO_PROJECT, as_of=DEMO_AS_OF)
         print_sends(app, options)

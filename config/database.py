@@ -12,7 +12,7 @@ revision.
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlalchemy import DateTime, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -116,6 +125,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        # One call per value instead of the impl's parser and then process_result_value:
+        # a full reconciliation pass reads two datetimes per send.
+        return _utc_from_sqlite
+
+
+def _utc_from_sqlite(value: str | None) -> datetime | None:
+    """Read a datetime as SQLite stores it, naive UTC text, and return it aware."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
 
 def enum_type(enum_class: type[StrEnum]) -> SQLEnum:
     """A column type that stores a StrEnum's values as text and returns its members."""
@@ -127,6 +153,40 @@ def enum_type(enum_class: type[StrEnum]) -> SQLEnum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+def update_rows(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[object, ...]],
+) -> None:
+    """Set ``columns`` of the rows of ``table`` named by id, in one UPDATE statement.
+
+    Each row is ``(id, *values)``, with one value per column, already in the form the driver
+    stores: ints and strs, enum values instead of members, and no None. One statement with a
+    VALUES list costs the driver one call, which releases the GIL for the whole update, so
+    another thread can compute while it runs. A call of ``executemany`` would take the GIL back
+    for every row. Needs SQLite 3.33 or newer, for UPDATE ... FROM.
+    """
+    if not rows:
+        return
+    preparer = connection.dialect.identifier_preparer
+    name = preparer.format_table(table)
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    row = "(" + ", ".join([marker] * (len(columns) + 1)) + ")"
+    # VALUES names its columns column1, column2 and so on, on SQLite and PostgreSQL alike.
+    assignments = ", ".join(
+        f"{preparer.quote(column)} = batch.column{index}"
+        for index, column in enumerate(columns, start=2)
+    )
+    # The text holds only identifiers quoted by the dialect and placeholders. Values are bound.
+    statement = (
+        f"UPDATE {name} SET {assignments} "  # noqa: S608
+        f"FROM (VALUES {', '.join([row] * len(rows))}) AS batch "
+        f"WHERE {name}.id = batch.column1"
+    )
+    connection.exec_driver_sql(statement, tuple(value for row in rows for value in row))
 
 
 def advisory_key(name: str) -> int:

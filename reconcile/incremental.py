@@ -3,7 +3,7 @@
 Matching is a function of the project's sends, its evidence (and the message each came from)
 and the project's matching rules. Sends are only ever added. Evidence is added by ingest with
 a new message, and changed or deleted only by reprocessing, which stamps an older message's
-``read_at`` with the time. So a pass records ``MatchInputs`` (counts and highest ids of sends,
+``read_at`` with the time. So a pass records ``MatchInputs`` (the highest ids of sends,
 evidence and messages, the latest ``read_at``, a digest of the rules), and the next pass
 compares:
 
@@ -33,7 +33,7 @@ from monitor.models import Evidence, StoredMessage
 from reconcile.models import Send, SendState
 from reconcile.states import state_expression
 
-_FORMAT = "v1"
+_FORMAT = "v2"
 # States that only a new or changed link can leave.
 FINAL_STATES = (SendState.CERTIFIED, SendState.DELIVERY_FAILED, SendState.REJECTED)
 
@@ -48,24 +48,21 @@ class PassScope(StrEnum):
 
 @dataclass(frozen=True)
 class MatchInputs:
-    """The state of everything matching reads, as stored in ``reconcile_run.inputs``."""
+    """The state of everything matching reads, as stored in ``reconcile_run.inputs``.
 
-    sends: int
+    Highest ids without row counts suffice, because sends are never deleted and evidence is
+    deleted only by a reprocess, which ``last_read`` records. Each value is one index lookup,
+    where a count would read the whole index.
+    """
+
     last_send_id: int
-    evidence: int
     last_evidence_id: int
     last_message_id: int
     last_read: datetime | None
     rules: str
 
     def encode(self) -> str:
-        numbers = (
-            self.sends,
-            self.last_send_id,
-            self.evidence,
-            self.last_evidence_id,
-            self.last_message_id,
-        )
+        numbers = (self.last_send_id, self.last_evidence_id, self.last_message_id)
         last_read = "" if self.last_read is None else self.last_read.isoformat()
         return ";".join([_FORMAT, *map(str, numbers), last_read, self.rules])
 
@@ -73,17 +70,14 @@ class MatchInputs:
     def decode(cls, text: str | None) -> Self | None:
         """Read an encoded value; None for a missing or unknown one."""
         parts = (text or "").split(";")
-        if len(parts) != 8 or parts[0] != _FORMAT:
+        if len(parts) != 6 or parts[0] != _FORMAT:
             return None
         try:
-            numbers = [int(part) for part in parts[1:6]]
-            last_read = datetime.fromisoformat(parts[6]) if parts[6] else None
+            last_send_id, last_evidence_id, last_message_id = (int(part) for part in parts[1:4])
+            last_read = datetime.fromisoformat(parts[4]) if parts[4] else None
         except ValueError:
             return None
-        sends, last_send_id, evidence, last_evidence_id, last_message_id = numbers
-        return cls(
-            sends, last_send_id, evidence, last_evidence_id, last_message_id, last_read, parts[7]
-        )
+        return cls(last_send_id, last_evidence_id, last_message_id, last_read, parts[5])
 
 
 def pass_scope(
@@ -108,21 +102,14 @@ def pass_scope(
 def match_inputs(session: Session, project: ProjectView) -> MatchInputs:
     """Read the project's current MatchInputs.
 
-    The (project, id) and (project, read_at) indexes give the maximums without a scan,
-    except the highest message id, which SQLite reads from the (project) index.
+    Each maximum is a query of its own, because SQLite and PostgreSQL read a lone ``max()``
+    from the end of an index, while two in one query scan every row of the project.
     """
     code = project.code
-    sends = session.execute(
-        select(func.count(), func.max(col(Send.id))).where(col(Send.project) == code)
-    ).one()
-    evidence = session.execute(
-        select(func.count(), func.max(col(Evidence.id))).where(col(Evidence.project) == code)
-    ).one()
-    messages = session.execute(
-        select(func.max(col(StoredMessage.id)), func.max(col(StoredMessage.read_at))).where(
-            col(StoredMessage.project) == code
-        )
-    ).one()
+
+    def highest(column: Any, project_column: Any) -> Any:
+        return session.execute(select(func.max(column)).where(project_column == code)).scalar()
+
     rules = (
         project.match_window_before,
         project.match_window_after,
@@ -130,12 +117,10 @@ def match_inputs(session: Session, project: ProjectView) -> MatchInputs:
         project.provider.model_dump_json(),
     )
     return MatchInputs(
-        sends=int(sends[0]),
-        last_send_id=int(sends[1] or 0),
-        evidence=int(evidence[0]),
-        last_evidence_id=int(evidence[1] or 0),
-        last_message_id=int(messages[0] or 0),
-        last_read=messages[1],
+        last_send_id=int(highest(col(Send.id), col(Send.project)) or 0),
+        last_evidence_id=int(highest(col(Evidence.id), col(Evidence.project)) or 0),
+        last_message_id=int(highest(col(StoredMessage.id), col(StoredMessage.project)) or 0),
+        last_read=highest(col(StoredMessage.read_at), col(StoredMessage.project)),
         rules=hashlib.sha256(repr(rules).encode()).hexdigest()[:32],
     )
 
@@ -187,14 +172,19 @@ def update_deadline_states(
     cutoff = as_of - project.missing_after
     state = col(Send.state)
     sent_at = col(Send.sent_at)
-    crossed = or_(
+    # One statement per state, so each reads a range of the (project, state, sent_at) index
+    # where one statement with OR reads the whole project.
+    crossings = (
         and_(state == SendState.PENDING, sent_at <= cutoff),
         and_(state == SendState.MISSING, sent_at > cutoff),
     )
-    changed = session.execute(
-        update(Send)
-        .where(col(Send.project) == project.code, crossed)
-        .values(state=state_expression(as_of, project.missing_after), state_changed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(changed, "rowcount", 0) or 0)
+    changed = 0
+    for crossed in crossings:
+        result = session.execute(
+            update(Send)
+            .where(col(Send.project) == project.code, crossed)
+            .values(state=state_expression(as_of, project.missing_after), state_changed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        changed += int(getattr(result, "rowcount", 0) or 0)
+    return changed

@@ -31,14 +31,18 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from monitor.models import EvidenceKind
 from reconcile.models import MatchRule
 
 
-@dataclass(frozen=True)
-class SendItem:
-    """What matching needs of one send and recipient."""
+class SendItem(NamedTuple):
+    """What matching needs of one send and recipient.
+
+    Items are named tuples because a full pass builds one per row, and a tuple is the
+    cheapest object Python builds.
+    """
 
     id: int
     recipient: str
@@ -47,8 +51,7 @@ class SendItem:
     message_id: str | None = None
 
 
-@dataclass(frozen=True)
-class EvidenceItem:
+class EvidenceItem(NamedTuple):
     """What matching needs of one piece of evidence; ``time`` is when the provider saw the send."""
 
     id: int

@@ -24,16 +24,17 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
     Select,
     and_,
-    bindparam,
     delete,
     func,
     or_,
@@ -44,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col
 
-from config.database import Database, utcnow
+from config.database import Database, update_rows, utcnow
 from config.settings import ProjectView
 from monitor.models import Evidence, EvidenceKind, StoredMessage, TrustVerdict
 from monitor.provider import rules_for
@@ -77,14 +78,13 @@ _SUBJECT_CACHE_SIZE = 100_000
 
 @dataclass
 class ReconcileSummary:
-    """What one pass did for one project, and the resulting count of sends per state."""
+    """What one pass did for one project; ``count_states`` gives the resulting states."""
 
     project: str
     as_of: datetime
     matched: int = 0
     ambiguous: int = 0
     state_changes: int = 0
-    states: dict[SendState, int] = field(default_factory=dict)
 
 
 def subject_normalizer(project: ProjectView) -> Callable[[str], str]:
@@ -149,10 +149,16 @@ def _scope_sends(
         )
         .where(col(Send.project) == project, _within(col(Send.recipient), scope))
         .order_by(_recipient_order(database, col(Send.recipient)), col(Send.sent_at), col(Send.id))
-        .execution_options(yield_per=_FLUSH_EVERY)
     )
-    for row in session.execute(query):
-        yield SendItem(row.id, row.recipient, row.subject, row.sent_at, row.message_id)
+    for row in _stream(session, query):
+        yield SendItem(*row)
+
+
+def _stream(session: Session, query: Executable) -> Iterator[Any]:
+    """Yield the rows of ``query`` in batches, as Core rows: the ORM's per-row work would
+    cost more than the query itself."""
+    connection = session.connection().execution_options(yield_per=_FLUSH_EVERY)
+    yield from connection.execute(query)
 
 
 def _evidence_query(project: str, trusted: bool):  # type: ignore[no-untyped-def]
@@ -189,10 +195,10 @@ def _scope_evidence(
         _evidence_query(project, trusted)
         .where(col(Evidence.recipient).is_not(None), _within(col(Evidence.recipient), scope))
         .order_by(_recipient_order(database, col(Evidence.recipient)), "time", col(Evidence.id))
-        .execution_options(yield_per=_FLUSH_EVERY)
     )
-    for row in session.execute(query):
-        yield _evidence_item(row)
+    for item_id, recipient, subject, time, kind, original_message_id in _stream(session, query):
+        # The kind column's type already returns EvidenceKind members.
+        yield EvidenceItem(item_id, recipient, subject or "", time, kind, original_message_id)
 
 
 def _pair_by_recipient(
@@ -216,28 +222,31 @@ def _pair_by_recipient(
 
 
 _SEND_TABLE = Send.__table__  # type: ignore[attr-defined]
-_LINK_UPDATE = (
-    update(_SEND_TABLE)
-    .where(_SEND_TABLE.c.id == bindparam("send_id"))
-    .values(evidence_id=bindparam("evidence_id"), match_rule=bindparam("match_rule"))
-)
 
 
 class _LinkWriter:
-    """Buffers match results and writes them in batches inside the pass's transaction."""
+    """Buffers match results and writes them in batches inside the pass's transaction.
+
+    Links are written by a background thread while matching goes on, since the database
+    driver releases the GIL while it executes: on SQLite, writing links costs about as much as
+    a third of the matching. The pass's session is used by one thread at a time, because every
+    other use of it first waits for the write in progress (``wait``).
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.links: list[dict[str, object]] = []
+        self.links: list[tuple[int, int, str]] = []
         self.ambiguous: list[tuple[int, list[int]]] = []
         self.matched = 0
         self.ambiguous_count = 0
         # Sends linked or made ambiguous in this pass, which the reader session cannot see.
         self.taken: set[int] = set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acuse-links")
+        self._pending: Future[None] | None = None
 
     def add(self, result: MatchResult) -> None:
         for send_id, (evidence_id, rule) in result.links.items():
-            self.links.append({"send_id": send_id, "evidence_id": evidence_id, "match_rule": rule})
+            self.links.append((send_id, evidence_id, rule.value))
         self.ambiguous.extend(result.ambiguous.items())
         self.taken.update(result.links)
         self.taken.update(result.ambiguous)
@@ -245,11 +254,19 @@ class _LinkWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Start writing the buffered links, and write the buffered ambiguity."""
+        self.wait()
         if self.links:
-            # A Core executemany skips the ORM's per-row bookkeeping of a bulk UPDATE.
-            self.session.connection().execute(_LINK_UPDATE, self.links)
-            self.matched += len(self.links)
-            self.links = []
+            links, self.links = self.links, []
+            connection = self.session.connection()
+            self._pending = self._executor.submit(
+                update_rows, connection, _SEND_TABLE, ("evidence_id", "match_rule"), links
+            )
+            self.matched += len(links)
+        if not self.ambiguous:
+            return
+
+        self.wait()
         for send_id, candidate_ids in self.ambiguous:
             self.session.execute(
                 update(Send)
@@ -262,6 +279,19 @@ class _LinkWriter:
         self.ambiguous_count += len(self.ambiguous)
         self.ambiguous = []
         self.session.flush()
+
+    def wait(self) -> None:
+        """Wait for the write in progress, raising its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the write in progress, then stop the writer thread."""
+        try:
+            self.wait()
+        finally:
+            self._executor.shutdown()
 
 
 def _forget_matches(session: Session, project: str, scope: Select[Any] | None) -> None:
@@ -503,6 +533,7 @@ def _match_round(
                 progress(len(sends))
     writer.add(_notice_links(covered))
     writer.flush()
+    writer.wait()
 
 
 def _match_pass(
@@ -518,8 +549,11 @@ def _match_pass(
     _forget_matches(writer_session, project.code, rules.scope)
     writer_session.flush()
     writer = _LinkWriter(writer_session)
-    for trusted in (True, False):
-        _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
+    try:
+        for trusted in (True, False):
+            _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
+    finally:
+        writer.close()
     summary.matched = writer.matched
     summary.ambiguous = writer.ambiguous_count
 
@@ -566,7 +600,6 @@ def reconcile_project(
                     writer_session, project, as_of, now, rejudged=recipients
                 )
 
-        summary.states = count_states(writer_session, project.code)
         writer_session.merge(
             ReconcileRun(
                 project=project.code,
