@@ -32,7 +32,7 @@ from config.database_errors import read_only_error
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _, ngettext
 from config.mailbox_settings import MailboxAuth
-from config.secrets import read_secret
+from config.secrets import mailbox_password
 from config.settings import ProjectView, Settings
 from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
@@ -92,23 +92,6 @@ def _run(
         _report(False, failure(exc))
         return False
     return True
-
-
-def password_key(project: ProjectView) -> str:
-    """The dotted configuration key of a project's mailbox password file."""
-    return f"projects[{project.code}].mailbox.password_file"
-
-
-def mailbox_password(settings: Settings, project: ProjectView) -> str | None:
-    """Read the password of the project's mailbox from its secret file.
-
-    Returns None for a mailbox that signs in with OAuth2, which has no password.
-    """
-    mailbox = project.settings.mailbox
-    assert mailbox is not None
-    if mailbox.auth is MailboxAuth.OAUTH2 or mailbox.password_file is None:
-        return None
-    return read_secret(settings, mailbox.password_file, password_key(project))
 
 
 def check_archive_writable(settings: Settings) -> str:
@@ -391,3 +374,19 @@ def check_configuration(app: AppContext, live: bool) -> None:
         sys.exit(EXIT_USAGE)
     if tally.live_failures:
         sys.exit(EXIT_RUNTIME)
+
+
+def register(cli: click.Group) -> None:
+    """Add ``check-config`` to ``cli``."""
+
+    @cli.command(
+        "check-config", help=_("Validate the configuration file and the secrets it names.")
+    )
+    @click.option(
+        "--live",
+        is_flag=True,
+        help=_("Also log in to every mailbox and to the SMTP server, changing nothing."),
+    )
+    @click.pass_obj
+    def check_config_command(app: AppContext, live: bool) -> None:
+        check_configuration(app, live)
