@@ -34,9 +34,9 @@ from config.i18n import _, ngettext
 from config.mailbox_settings import MailboxAuth
 from config.secrets import mailbox_password
 from config.settings import ProjectView, Settings
-from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
 from monitor.oauth2_flows import flow_for_mailbox
+from monitor.trust_roots import SignatureTrust
 from reconcile.alert_delivery import smtp_password
 from reconcile.alert_routing import missing_smtp_warning
 from reconcile.smtp_transport import SmtpTransport
@@ -203,16 +203,17 @@ def _missing_database_file(path: Path) -> Notice:
 
 
 def _check_trust(project: ProjectView) -> str:
-    context = trust_context_for(project.provider)
+    provider = project.provider
+    roots = SignatureTrust.from_profile(provider).roots
     return ngettext(
         "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificate.",
         "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificates.",
-        len(context.signature_trust.roots),
+        len(roots),
     ).format(
         project=project.code,
-        dkim=context.dkim_policy.value,
-        signature=context.signature_policy.value,
-        roots=format_count(len(context.signature_trust.roots)),
+        dkim=provider.dkim_policy.value,
+        signature=provider.signature_policy.value,
+        roots=format_count(len(roots)),
     )
 
 

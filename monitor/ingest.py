@@ -32,7 +32,6 @@ from sqlmodel import Session, col
 from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.archive import Archive
-from monitor.authenticity import Authenticity, trust_context_for
 from monitor.crashpoints import Step, crash_point
 from monitor.models import (
     CheckResult,
@@ -43,7 +42,8 @@ from monitor.models import (
     TrustVerdict,
 )
 from monitor.reader_pool import MessageReader, shared_reader_pool
-from monitor.reading import EvidenceRecord, MessageReading
+from monitor.reading_results import Authenticity, EvidenceRecord, MessageReading
+from monitor.trust_roots import SignatureTrust
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Ingestor:
     """Runs the pipeline for one project; each call to ``ingest_batch`` is one transaction.
 
     ``reader`` defaults to the process-wide worker pool for the project's ``[limits]``.
-    Raises monitor.pdf_signature.TrustRootError when the provider's trust roots cannot be read.
+    Raises monitor.trust_roots.TrustRootError when the provider's trust roots cannot be read.
     """
 
     def __init__(
@@ -134,7 +134,7 @@ class Ingestor:
         self.archive = archive
         self.project = project
         self.reader = reader or shared_reader_pool(project.limits)
-        trust_context_for(project.provider)
+        SignatureTrust.from_profile(project.provider)
 
     def ingest_batch(
         self, messages: list[IncomingMessage], cursor: CursorMove | None = None

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import click
 import pytest
+from sqlmodel import select
 
 from acuse.cli import COMMAND_MODULES, AcuseGroup, LazyGroup, build_cli
+from config.database import open_database
+from monitor.models import CheckResult, Evidence, TrustVerdict
+from tests.evidence_factory import signed_evidence_email
+from tests.trust_pki import DKIM_RECORD_NAME, SIGNER_PATTERN, invented_pki
 
 # Runs the command line with the script's arguments, then prints the imported module names.
 IMPORTS_SCRIPT = """
@@ -36,6 +41,19 @@ name = "Torres del Parque Etapa 2"
 
 # Modules that only the daemon, the alert commands or check-config need.
 NOT_FOR_POLL = ("apscheduler", "acuse.daemon", "acuse.cli_alerts", "reconcile.alert_delivery")
+
+# The parsers and checkers that only the reader workers run.
+PARSERS = ("pyhanko", "pypdf", "dkim", "mailparser", "monitor.reading", "monitor.pdf_signature")
+
+TRUSTING_PROVIDER = """
+[providers.lleida]
+trust_roots = ["ca.pem"]
+signer_pattern = '{pattern}'
+dkim_dns = false
+
+[providers.lleida.dkim_keys]
+"{record_name}" = "{record}"
+"""
 
 
 def imported_modules(*args: str, cwd: Path) -> set[str]:
@@ -100,13 +118,15 @@ def test_subgroups_are_not_lazy() -> None:
     assert type(alerts) is AcuseGroup
 
 
-def test_poll_skips_daemon_and_alerts(tmp_path: Path) -> None:
+def test_poll_skips_other_commands_and_parsers(tmp_path: Path) -> None:
     (tmp_path / "acuse.toml").write_text(CONFIG, encoding="utf-8")
 
     modules = imported_modules("--config", "acuse.toml", "poll", "--no-reconcile", cwd=tmp_path)
 
     assert "acuse.cli_pipeline" in modules
     for name in NOT_FOR_POLL:
+        assert name not in modules
+    for name in PARSERS:
         assert name not in modules
 
 
@@ -115,3 +135,30 @@ def test_version_imports_no_command(tmp_path: Path) -> None:
 
     for name in sorted(set(COMMAND_MODULES.values())):
         assert name not in modules
+
+
+def test_ingest_reads_only_in_workers(tmp_path: Path) -> None:
+    pki = invented_pki()
+    pki.ca.write_pem(tmp_path / "ca.pem")
+    provider = TRUSTING_PROVIDER.format(
+        pattern=SIGNER_PATTERN, record_name=DKIM_RECORD_NAME, record=pki.dkim.record
+    )
+    (tmp_path / "acuse.toml").write_text(CONFIG + provider, encoding="utf-8")
+    (tmp_path / "evidence").mkdir()
+    (tmp_path / "evidence" / "signed.eml").write_bytes(signed_evidence_email())
+
+    modules = imported_modules(
+        "--config", "acuse.toml", "ingest", "evidence", "--project", "TDP2", cwd=tmp_path
+    )
+
+    for name in PARSERS:
+        assert name not in modules
+    database = open_database(f"sqlite:///{tmp_path / 'acuse.db'}")
+    try:
+        with database.session() as session:
+            evidence = session.exec(select(Evidence)).one()
+    finally:
+        database.dispose()
+    assert evidence.trust_verdict is TrustVerdict.VERIFIED
+    assert evidence.signature_result is CheckResult.PASS
+    assert evidence.signature_time is not None
