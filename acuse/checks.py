@@ -32,11 +32,11 @@ from config.database_errors import read_only_error
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import _, ngettext
 from config.mailbox_settings import MailboxAuth
-from config.secrets import read_secret
+from config.secrets import mailbox_password
 from config.settings import ProjectView, Settings
-from monitor.authenticity import trust_context_for
 from monitor.imap_source import ImapSource
 from monitor.oauth2_flows import flow_for_mailbox
+from monitor.trust_roots import SignatureTrust
 from reconcile.alert_delivery import smtp_password
 from reconcile.alert_routing import missing_smtp_warning
 from reconcile.smtp_transport import SmtpTransport
@@ -92,23 +92,6 @@ def _run(
         _report(False, failure(exc))
         return False
     return True
-
-
-def password_key(project: ProjectView) -> str:
-    """The dotted configuration key of a project's mailbox password file."""
-    return f"projects[{project.code}].mailbox.password_file"
-
-
-def mailbox_password(settings: Settings, project: ProjectView) -> str | None:
-    """Read the password of the project's mailbox from its secret file.
-
-    Returns None for a mailbox that signs in with OAuth2, which has no password.
-    """
-    mailbox = project.settings.mailbox
-    assert mailbox is not None
-    if mailbox.auth is MailboxAuth.OAUTH2 or mailbox.password_file is None:
-        return None
-    return read_secret(settings, mailbox.password_file, password_key(project))
 
 
 def check_archive_writable(settings: Settings) -> str:
@@ -220,16 +203,17 @@ def _missing_database_file(path: Path) -> Notice:
 
 
 def _check_trust(project: ProjectView) -> str:
-    context = trust_context_for(project.provider)
+    provider = project.provider
+    roots = SignatureTrust.from_profile(provider).roots
     return ngettext(
         "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificate.",
         "{project}: DKIM {dkim}, PDF signature {signature}, {roots} trust root certificates.",
-        len(context.signature_trust.roots),
+        len(roots),
     ).format(
         project=project.code,
-        dkim=context.dkim_policy.value,
-        signature=context.signature_policy.value,
-        roots=format_count(len(context.signature_trust.roots)),
+        dkim=provider.dkim_policy.value,
+        signature=provider.signature_policy.value,
+        roots=format_count(len(roots)),
     )
 
 
@@ -391,3 +375,19 @@ def check_configuration(app: AppContext, live: bool) -> None:
         sys.exit(EXIT_USAGE)
     if tally.live_failures:
         sys.exit(EXIT_RUNTIME)
+
+
+def register(cli: click.Group) -> None:
+    """Add ``check-config`` to ``cli``."""
+
+    @cli.command(
+        "check-config", help=_("Validate the configuration file and the secrets it names.")
+    )
+    @click.option(
+        "--live",
+        is_flag=True,
+        help=_("Also log in to every mailbox and to the SMTP server, changing nothing."),
+    )
+    @click.pass_obj
+    def check_config_command(app: AppContext, live: bool) -> None:
+        check_configuration(app, live)

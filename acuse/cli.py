@@ -7,6 +7,7 @@ configuration file, and only then builds the command tree. Errors print one line
 """
 
 import gettext
+import importlib
 import logging
 import os
 import sys
@@ -18,16 +19,6 @@ from typing import Any, NoReturn
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from acuse import (
-    cli_alerts,
-    cli_archive,
-    cli_daemon,
-    cli_pipeline,
-    cli_quarantine,
-    cli_queries,
-    cli_status,
-    demo,
-)
 from acuse.context import AppContext
 from config.errors import AcuseError, ConfigError, SecretError
 from config.i18n import (
@@ -50,6 +41,27 @@ EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 LOCALE_ENV = "ACUSE_DEFAULTS__LOCALE"
 LOG_LEVEL_ENV = "ACUSE_LOG_LEVEL"
+
+COMMAND_MODULES: dict[str, str] = {
+    "alerts": "acuse.cli_alerts",
+    "archive": "acuse.cli_archive",
+    "check-config": "acuse.checks",
+    "db": "acuse.cli_daemon",
+    "demo": "acuse.demo",
+    "import-sends": "acuse.cli_pipeline",
+    "ingest": "acuse.cli_pipeline",
+    "orphans": "acuse.cli_queries",
+    "poll": "acuse.cli_pipeline",
+    "quarantine": "acuse.cli_quarantine",
+    "reconcile": "acuse.cli_pipeline",
+    "reprocess": "acuse.cli_quarantine",
+    "run": "acuse.cli_daemon",
+    "sends": "acuse.cli_queries",
+    "show": "acuse.cli_queries",
+    "status": "acuse.cli_status",
+    "unmatched": "acuse.cli_queries",
+}
+"""Each top-level command and the module whose ``register(cli)`` adds it to the group."""
 
 
 def _option_value(args: Sequence[str], name: str) -> str | None:
@@ -123,7 +135,7 @@ class AcuseGroup(click.Group):
     """
 
     command_class = AcuseCommand
-    group_class = type
+    group_class: type[click.Group] | type[type] | None = type
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("options_metavar", pgettext("metavar", "[OPTIONS]"))
@@ -152,6 +164,40 @@ class AcuseGroup(click.Group):
             )
 
 
+class LazyGroup(AcuseGroup):
+    """The top-level group, which imports a command's module only when the command is needed.
+
+    A command runs without importing the modules of the others (the daemon's scheduler, alert
+    delivery), so it starts sooner. Listing the commands in the help, or resolving a name
+    that is not in ``COMMAND_MODULES``, imports every module, so the help and click's "did
+    you mean" suggestions see every command.
+    """
+
+    # Sub-groups such as ``alerts`` are ordinary groups, not lazy top-level ones.
+    group_class = AcuseGroup
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded_modules: set[str] = set()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_MODULES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            for known in sorted(set(COMMAND_MODULES.values())):
+                self._load(known)
+        else:
+            self._load(module)
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, module: str) -> None:
+        if module not in self._loaded_modules:
+            self._loaded_modules.add(module)
+            importlib.import_module(module).register(self)
+
+
 def _person_watching() -> bool:
     """Return whether the command's output reaches a terminal, on standard output or error.
 
@@ -178,10 +224,11 @@ def _check_lang(value: str) -> None:
 
 
 def build_cli() -> click.Group:
-    """Build the command tree with help texts in the active locale."""
+    """Build the top-level group. Its commands are added when first needed, with help texts in
+    the locale active then."""
 
     @click.group(
-        cls=AcuseGroup,
+        cls=LazyGroup,
         help=_(
             "Watch certified-email evidence mailboxes and report the sends that are not certified."
         ),
@@ -222,14 +269,6 @@ def build_cli() -> click.Group:
         ctx.obj = AppContext(config_path)
         ctx.call_on_close(ctx.obj.close)
 
-    cli_pipeline.register(cli)
-    cli_queries.register(cli)
-    cli_status.register(cli)
-    cli_alerts.register(cli)
-    cli_daemon.register(cli)
-    cli_quarantine.register(cli)
-    cli_archive.register(cli)
-    demo.register(cli)
     return cli
 
 

@@ -1,11 +1,10 @@
-"""Pipeline commands: ``import-sends``, ``ingest``, ``poll``, ``reconcile`` and ``check-config``."""
+"""Pipeline commands: ``import-sends``, ``ingest``, ``poll`` and ``reconcile``."""
 
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from acuse.checks import check_configuration
 from acuse.context import AppContext
 from acuse.labels import counted, format_count, state_label
 from acuse.polling import MailboxPoller
@@ -226,15 +225,3 @@ def register(cli: click.Group) -> None:
         when = app.parse_as_of(as_of)
         for project in app.projects(project_code):
             print_reconcile_summary(app.database, reconcile_with_progress(app, project, when))
-
-    @cli.command(
-        "check-config", help=_("Validate the configuration file and the secrets it names.")
-    )
-    @click.option(
-        "--live",
-        is_flag=True,
-        help=_("Also log in to every mailbox and to the SMTP server, changing nothing."),
-    )
-    @click.pass_obj
-    def check_config_command(app: AppContext, live: bool) -> None:
-        check_configuration(app, live)

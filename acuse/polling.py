@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from acuse.checks import mailbox_password
 from config.database import Database, utcnow
 from config.errors import AcuseError
+from config.secrets import mailbox_password
 from config.settings import ProjectView, Settings
 from monitor.archive import Archive
 from monitor.imap_source import ImapSource

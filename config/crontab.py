@@ -7,20 +7,26 @@ which both agree on.
 
 import re
 from datetime import tzinfo
-
-from apscheduler.triggers.cron import CronTrigger
+from typing import TYPE_CHECKING
 
 from config.i18n import _
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
 
-def crontab_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
+def crontab_trigger(expression: str, timezone: tzinfo) -> "CronTrigger":
     """Build a trigger for ``minute hour day month weekday``, in wall-clock time of ``timezone``.
 
     Raises ValueError for an expression that is not five valid fields.
     """
+    # Every command imports the settings, which call this function only for a crontab key that
+    # is set, so APScheduler is imported here rather than at the top of the module.
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415
+
     fields = expression.split()
     if len(fields) != 5:
         message = _("a crontab expression has 5 fields, not {count}").format(count=len(fields))

@@ -4,6 +4,7 @@ The built-in profiles are data files in ``config/providers``; the configuration 
 override any key under ``[providers.NAME]``.
 """
 
+import os
 import tomllib
 from datetime import timedelta
 from enum import StrEnum
@@ -126,14 +127,31 @@ class ProviderProfile(Section):
 
 _MIB = 1024 * 1024
 
+MAX_DEFAULT_WORKERS = 4
+"""Upper bound of the default of ``[limits] workers``. Each worker may use ``memory_bytes`` of
+its own, so the bound caps the memory that the default takes on a machine with many CPUs."""
+
+
+def default_reader_workers() -> int:
+    """Return the number of CPUs this process may run on, from 1 to ``MAX_DEFAULT_WORKERS``.
+
+    The count comes from the CPU affinity mask, which a container or ``taskset`` may narrow.
+    Where the mask cannot be read, every CPU of the machine counts.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, MAX_DEFAULT_WORKERS))
+
 
 class ReadingLimits(Section):
     """Ceilings on one message, checked before and while it is read, and on the reader process.
 
     A message past a size or structure limit is quarantined with the limit named. The reader
-    runs in worker processes with ``cpu_seconds`` of CPU time per message and ``memory_bytes``
-    of memory above the worker's own footprint. A worker that stays silent for ``wall_seconds``
-    is stopped and replaced.
+    runs in ``workers`` processes (by default one per usable CPU, at most four), each with
+    ``cpu_seconds`` of CPU time per message and ``memory_bytes`` of memory above the worker's
+    own footprint. A worker that stays silent for ``wall_seconds`` is stopped and replaced.
     """
 
     # Lleida.net accepts sends up to 20 MB; base64 adds a third, and a forward wraps it again.
@@ -147,7 +165,7 @@ class ReadingLimits(Section):
     cpu_seconds: Integer = Field(default=20, ge=1)
     memory_bytes: Integer = Field(default=1024 * _MIB, ge=16 * _MIB)
     wall_seconds: Number = Field(default=120.0, gt=0)
-    workers: Integer = Field(default=1, ge=1, le=32)
+    workers: Integer = Field(default_factory=default_reader_workers, ge=1, le=32)
 
 
 def builtin_provider(name: str) -> dict[str, Any]:

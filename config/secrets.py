@@ -11,7 +11,8 @@ from pathlib import Path
 
 from config.errors import SecretError
 from config.i18n import _
-from config.settings import Settings
+from config.mailbox_settings import MailboxAuth
+from config.settings import ProjectView, Settings
 
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 # Passwords, tokens and service-account keys (about 2 KiB) fit easily. The cap keeps a wrong
@@ -100,3 +101,20 @@ def _read_regular_file(path: Path, key: str) -> bytes:
         ).format(path=path, key=key, limit=MAX_SECRET_BYTES // 1024)
         raise SecretError(message, key=key)
     return data
+
+
+def password_key(project: ProjectView) -> str:
+    """The dotted configuration key of a project's mailbox password file."""
+    return f"projects[{project.code}].mailbox.password_file"
+
+
+def mailbox_password(settings: Settings, project: ProjectView) -> str | None:
+    """Read the password of the project's mailbox from its secret file.
+
+    Returns None for a mailbox that signs in with OAuth2, which has no password.
+    """
+    mailbox = project.settings.mailbox
+    assert mailbox is not None
+    if mailbox.auth is MailboxAuth.OAUTH2 or mailbox.password_file is None:
+        return None
+    return read_secret(settings, mailbox.password_file, password_key(project))

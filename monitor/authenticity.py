@@ -11,32 +11,18 @@ evidence never certifies a send. It is WARNING when only checks under ``warn`` d
 when every check is off, and VERIFIED otherwise.
 """
 
-from dataclasses import dataclass
 from threading import Lock
 
 from config.provider_settings import ProviderProfile, VerifyPolicy
-from monitor.dkim_check import DkimKeys, DkimVerdict, verify_dkim
+from monitor.dkim_check import DkimKeys, verify_dkim
 from monitor.models import CheckResult, TrustVerdict
-from monitor.pdf_signature import SignatureTrust, SignatureVerdict, verify_pdf_signature
+from monitor.pdf_signature import verify_pdf_signature
+from monitor.reading_results import Authenticity, DkimVerdict, SignatureVerdict
+from monitor.trust_roots import SignatureTrust
 
 _FAILED = frozenset({CheckResult.FAIL, CheckResult.NONE})
 _POLICY_ORDER = (VerifyPolicy.OFF, VerifyPolicy.WARN, VerifyPolicy.REQUIRE)
 _CACHE_SIZE = 16
-
-
-@dataclass(frozen=True)
-class Authenticity:
-    """Every check's result for one piece of evidence, and the policy's verdict on them.
-
-    ``reasons`` names each failed check, prefixed by the check, in the order DKIM, PDF
-    signature, cross-checks.
-    """
-
-    dkim: DkimVerdict
-    signature: SignatureVerdict
-    cross_check: CheckResult
-    verdict: TrustVerdict
-    reasons: tuple[str, ...]
 
 
 class TrustContext:
@@ -116,7 +102,7 @@ _cache_lock = Lock()
 def trust_context_for(profile: ProviderProfile) -> TrustContext:
     """Return the trust context of ``profile``, loading its trust roots on first use.
 
-    Raises monitor.pdf_signature.TrustRootError when a trust root file cannot be read.
+    Raises monitor.trust_roots.TrustRootError when a trust root file cannot be read.
     """
     with _cache_lock:
         entry = _cache.get(id(profile))

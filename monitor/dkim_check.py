@@ -25,6 +25,7 @@ from config.i18n import N_
 from config.provider_settings import ProviderProfile
 from monitor.models import CheckResult
 from monitor.provider import address_domain
+from monitor.reading_results import DkimVerdict
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,6 @@ log = logging.getLogger(__name__)
 _QUIET = logging.getLogger(f"{__name__}.dkimpy")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
-
-
-@dataclass(frozen=True)
-class DkimVerdict:
-    """The DKIM result of one message; ``domain`` and ``selector`` are of the signature used.
-
-    For PASS they are the verifying signature's; for FAIL, the first signature's.
-    """
-
-    result: CheckResult
-    domain: str | None = None
-    selector: str | None = None
-    reasons: tuple[str, ...] = ()
 
 
 @dataclass

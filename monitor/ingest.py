@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlmodel import Session, col
 
 from config.database import Database, utcnow
 from config.settings import ProjectView
 from monitor.archive import Archive
-from monitor.authenticity import Authenticity, trust_context_for
 from monitor.crashpoints import Step, crash_point
 from monitor.models import (
     CheckResult,
@@ -43,16 +43,22 @@ from monitor.models import (
     TrustVerdict,
 )
 from monitor.reader_pool import MessageReader, shared_reader_pool
-from monitor.reading import EvidenceRecord, MessageReading
+from monitor.reading_results import Authenticity, EvidenceRecord, MessageReading
+from monitor.trust_roots import SignatureTrust
 
 log = logging.getLogger(__name__)
 
 PIPELINE_DEPTH = 2
 """Number of batches that ``Ingestor.ingest_stream`` keeps between archive and record: the one
-the worker reads and the one waiting to be recorded. Two keep the worker busy while the calling
+the workers read and the one waiting to be recorded. Two keep the workers busy while the calling
 thread fetches, archives and records. Three measured no faster and keep more messages in memory."""
 
 _Place = tuple[str, int | None, int | None]
+
+# Rows are inserted with Core executemany of plain dicts, because building a SQLModel instance
+# per row cost more than the inserts themselves (cProfile of Ingestor.record).
+_MESSAGE_TABLE = StoredMessage.__table__  # type: ignore[attr-defined]
+_EVIDENCE_TABLE = Evidence.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ class Ingestor:
     """Runs the pipeline for one project; each call to ``ingest_batch`` is one transaction.
 
     ``reader`` defaults to the process-wide worker pool for the project's ``[limits]``.
-    Raises monitor.pdf_signature.TrustRootError when the provider's trust roots cannot be read.
+    Raises monitor.trust_roots.TrustRootError when the provider's trust roots cannot be read.
     """
 
     def __init__(
@@ -134,7 +140,7 @@ class Ingestor:
         self.archive = archive
         self.project = project
         self.reader = reader or shared_reader_pool(project.limits)
-        trust_context_for(project.provider)
+        SignatureTrust.from_profile(project.provider)
 
     def ingest_batch(
         self, messages: list[IncomingMessage], cursor: CursorMove | None = None
@@ -154,9 +160,6 @@ class Ingestor:
         recorded. When the caller stops iterating, the batches still in flight are not
         recorded, so their cursors do not move.
         """
-        # TODO(ingest under 70% of raw fetch and parse): the one reader worker is now the
-        # bottleneck on two cores. It reads at about 80% of the raw parse rate, and a second
-        # worker competes with this process for the CPU, so a cheaper read is what is left.
         window: deque[_InFlight] = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="acuse-read") as executor:
             # The workers start while the first batch is fetched and archived; a failure to
@@ -261,24 +264,26 @@ class Ingestor:
         self, session: Session, batch: list[_Kept], now: datetime, counts: IngestCounts
     ) -> None:
         """Insert the rows of ``batch`` and their evidence, with one query per kind of lookup."""
+        if not batch:
+            return
         taken_places = self._taken_places(session, batch)
-        rows: list[StoredMessage] = []
-        for kept in batch:
-            rows.append(self._message_row(kept, taken_places, now))
-        session.add_all(rows)
-        session.flush()
+        message_rows = [self._message_row(kept, taken_places, now) for kept in batch]
+        session.execute(insert(_MESSAGE_TABLE), message_rows)
+        message_ids = self._message_ids(session, {kept.sha256 for kept in batch})
         certificates = _known_certificates(
             session, self.project, _certificate_ids(kept.reading for kept in batch)
         )
-        for kept, row in zip(batch, rows, strict=True):
+        evidence_rows: list[dict[str, Any]] = []
+        for kept in batch:
             reading = kept.reading
             assert reading is not None
-            assert row.id is not None
             counts.stored += 1
             self._count_class(reading.classification, counts)
-            counts.duplicate_certificates += record_evidence(
-                session, self.project, row, reading, now, known_certificates=certificates
+            rows, duplicates = _evidence_rows(
+                self.project, message_ids[kept.sha256], reading, now, certificates
             )
+            evidence_rows.extend(rows)
+            counts.duplicate_certificates += duplicates
             log.info(
                 "message stored",
                 extra={
@@ -290,9 +295,18 @@ class Ingestor:
                     "evidence": len(reading.evidence),
                 },
             )
-        session.flush()
+        if evidence_rows:
+            session.execute(insert(_EVIDENCE_TABLE), evidence_rows)
 
-    def _message_row(self, kept: _Kept, taken_places: set[_Place], now: datetime) -> StoredMessage:
+    def _message_ids(self, session: Session, hashes: set[str]) -> dict[str, int]:
+        """Return the ledger id of the project's message with each of ``hashes``, by hash."""
+        query = select(col(StoredMessage.sha256), col(StoredMessage.id)).where(
+            col(StoredMessage.project) == self.project.code,
+            col(StoredMessage.sha256).in_(hashes),
+        )
+        return dict(session.execute(query).all())
+
+    def _message_row(self, kept: _Kept, taken_places: set[_Place], now: datetime) -> dict[str, Any]:
         reading = kept.reading
         assert reading is not None
         message = kept.message
@@ -308,23 +322,23 @@ class Ingestor:
             uid = None
         elif uid is not None:
             taken_places.add(place)
-        return StoredMessage(
-            project=self.project.code,
-            origin=message.origin,
-            location=message.location,
-            uidvalidity=message.uidvalidity if uid is not None else None,
-            uid=uid,
-            sha256=kept.sha256,
-            size=kept.size,
-            header_message_id=reading.header_message_id,
-            from_address=reading.from_address,
-            subject=reading.subject,
-            header_date=reading.date,
-            stored_at=now,
-            classification=reading.classification,
-            quarantine_reason=quarantine_reason(reading),
-            read_at=now,
-        )
+        return {
+            "project": self.project.code,
+            "origin": message.origin,
+            "location": message.location,
+            "uidvalidity": message.uidvalidity if uid is not None else None,
+            "uid": uid,
+            "sha256": kept.sha256,
+            "size": kept.size,
+            "header_message_id": reading.header_message_id,
+            "from_address": reading.from_address,
+            "subject": reading.subject,
+            "header_date": reading.date,
+            "stored_at": now,
+            "classification": reading.classification,
+            "quarantine_reason": quarantine_reason(reading),
+            "read_at": now,
+        }
 
     def _taken_places(self, session: Session, batch: list[_Kept]) -> set[_Place]:
         """Return the IMAP places of ``batch`` that the ledger already gives to some message."""
@@ -394,84 +408,107 @@ def record_evidence(
     message: StoredMessage,
     reading: MessageReading,
     now: datetime,
-    *,
-    known_certificates: set[str] | None = None,
 ) -> int:
     """Insert the evidence of ``reading`` for ``message``; return how many certificates were known.
 
     A certificate id that the project already has (the provider sent the same certificate in
-    two messages) is not inserted twice. ``known_certificates``, when given, contains the
-    project's known certificate ids, at least those of ``reading``. The inserted ids are added to
-    it, and the caller flushes. Without it, this function looks them up and flushes.
+    two messages) is not inserted twice.
     """
     assert message.id is not None
-    caller_flushes = known_certificates is not None
-    known = (
-        known_certificates
-        if known_certificates is not None
-        else _known_certificates(session, project, _certificate_ids([reading]))
-    )
+    known = _known_certificates(session, project, _certificate_ids([reading]))
+    rows, duplicates = _evidence_rows(project, message.id, reading, now, known)
+    if rows:
+        session.execute(insert(_EVIDENCE_TABLE), rows)
+    return duplicates
+
+
+def _evidence_rows(
+    project: ProjectView,
+    message_id: int,
+    reading: MessageReading,
+    now: datetime,
+    known_certificates: set[str],
+) -> tuple[list[dict[str, Any]], int]:
+    """Build an ``evidence`` row for each record of ``reading`` whose certificate is new.
+
+    ``known_certificates`` contains the project's certificate ids, at least those of
+    ``reading``, and receives the ids of the new rows. Returns the rows and how many records
+    were left out because their certificate id was known.
+    """
+    rows: list[dict[str, Any]] = []
     duplicates = 0
     for record in reading.evidence:
         if record.certificate_id:
-            if record.certificate_id in known:
+            if record.certificate_id in known_certificates:
                 duplicates += 1
                 continue
-            known.add(record.certificate_id)
-        evidence = Evidence(
-            message_pk=message.id,
-            project=project.code,
-            provider=project.settings.provider,
-            kind=record.kind,
-            source=record.source,
-            received_at=now,
+            known_certificates.add(record.certificate_id)
+        rows.append(
+            {
+                "message_pk": message_id,
+                "project": project.code,
+                "provider": project.settings.provider,
+                "received_at": now,
+                **evidence_values(record),
+            }
         )
-        fill_evidence(evidence, record)
-        session.add(evidence)
-    if not caller_flushes:
-        session.flush()
-    return duplicates
+    return rows, duplicates
 
 
 def fill_evidence(evidence: Evidence, record: EvidenceRecord) -> None:
     """Copy what ``record`` read, and its authenticity checks, into the ``evidence`` row."""
-    evidence.kind = record.kind
-    evidence.source = record.source
-    evidence.certificate_id = record.certificate_id
-    evidence.sender = record.sender
-    evidence.recipient = record.recipient
-    evidence.subject = record.subject
-    evidence.original_message_id = record.original_message_id
-    evidence.sent_at = record.sent_at
-    evidence.delivered_at = record.delivered_at
-    evidence.status_text = record.status_text
-    evidence.smtp_code = record.smtp_code
-    evidence.smtp_detail = record.smtp_detail
-    evidence.reason = record.reason
-    evidence.content_hash = record.content_hash
-    evidence.attachment_name = record.attachment_name
-    evidence.attachment_sha256 = record.attachment_sha256
-    evidence.raw_text = record.raw_text
-    _fill_authenticity(evidence, record.authenticity)
+    for name, value in evidence_values(record).items():
+        setattr(evidence, name, value)
 
 
-def _fill_authenticity(evidence: Evidence, authenticity: Authenticity | None) -> None:
+def evidence_values(record: EvidenceRecord) -> dict[str, Any]:
+    """Return the ``evidence`` columns that ``record`` sets: what it read, and its checks."""
+    return {
+        "kind": record.kind,
+        "source": record.source,
+        "certificate_id": record.certificate_id,
+        "sender": record.sender,
+        "recipient": record.recipient,
+        "subject": record.subject,
+        "original_message_id": record.original_message_id,
+        "sent_at": record.sent_at,
+        "delivered_at": record.delivered_at,
+        "status_text": record.status_text,
+        "smtp_code": record.smtp_code,
+        "smtp_detail": record.smtp_detail,
+        "reason": record.reason,
+        "content_hash": record.content_hash,
+        "attachment_name": record.attachment_name,
+        "attachment_sha256": record.attachment_sha256,
+        "raw_text": record.raw_text,
+        **_authenticity_values(record.authenticity),
+    }
+
+
+def _authenticity_values(authenticity: Authenticity | None) -> dict[str, Any]:
     if authenticity is None:
-        evidence.dkim_result = CheckResult.OFF
-        evidence.signature_result = CheckResult.OFF
-        evidence.cross_check_result = CheckResult.OFF
-        evidence.trust_verdict = TrustVerdict.UNCHECKED
-        evidence.trust_reasons = None
-        return
-    evidence.dkim_result = authenticity.dkim.result
-    evidence.dkim_domain = authenticity.dkim.domain
-    evidence.dkim_selector = authenticity.dkim.selector
-    evidence.signature_result = authenticity.signature.result
-    evidence.signature_signer = authenticity.signature.signer
-    evidence.signature_time = authenticity.signature.signed_at
-    evidence.cross_check_result = authenticity.cross_check
-    evidence.trust_verdict = authenticity.verdict
-    evidence.trust_reasons = "\n".join(authenticity.reasons) or None
+        return {
+            "dkim_result": CheckResult.OFF,
+            "dkim_domain": None,
+            "dkim_selector": None,
+            "signature_result": CheckResult.OFF,
+            "signature_signer": None,
+            "signature_time": None,
+            "cross_check_result": CheckResult.OFF,
+            "trust_verdict": TrustVerdict.UNCHECKED,
+            "trust_reasons": None,
+        }
+    return {
+        "dkim_result": authenticity.dkim.result,
+        "dkim_domain": authenticity.dkim.domain,
+        "dkim_selector": authenticity.dkim.selector,
+        "signature_result": authenticity.signature.result,
+        "signature_signer": authenticity.signature.signer,
+        "signature_time": authenticity.signature.signed_at,
+        "cross_check_result": authenticity.cross_check,
+        "trust_verdict": authenticity.verdict,
+        "trust_reasons": "\n".join(authenticity.reasons) or None,
+    }
 
 
 def _attach(batch: list[_Kept], readings: dict[str, MessageReading]) -> None:

@@ -19,14 +19,10 @@ certificate has expired since then fails on a later reprocess.
 
 import io
 import logging
-import re
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from pyhanko.keys import load_certs_from_pemder
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
@@ -34,10 +30,10 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from config.errors import ConfigError
-from config.i18n import N_, _
-from config.provider_settings import ProviderProfile
+from config.i18n import N_
 from monitor.models import CheckResult
+from monitor.reading_results import SignatureVerdict
+from monitor.trust_roots import SignatureTrust
 
 log = logging.getLogger(__name__)
 
@@ -46,58 +42,6 @@ _ACCEPTED_LATER_CHANGES = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES
 _SIGNER_KEY_USAGE = KeyUsageConstraints(
     key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
 )
-
-
-class TrustRootError(ConfigError):
-    """A file named in a provider's ``trust_roots`` cannot be read as PEM or DER certificates."""
-
-
-@dataclass(frozen=True)
-class SignatureVerdict:
-    """The result of validating one PDF's signature.
-
-    ``signed_at`` is the trusted timestamp's time when there is one, else the time the
-    signer reports. ``signer`` is the signer certificate's subject in RFC 4514 form.
-    """
-
-    result: CheckResult
-    signer: str | None = None
-    signed_at: datetime | None = None
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SignatureTrust:
-    """What a valid signature must chain to and look like, for one provider."""
-
-    roots: tuple[asn1_x509.Certificate, ...]
-    signer_pattern: re.Pattern[str] | None
-    require_timestamp: bool
-
-    @classmethod
-    def from_profile(cls, profile: ProviderProfile) -> "SignatureTrust":
-        """Load the trust roots of ``profile``; raise TrustRootError for an unreadable file."""
-        roots = tuple(cert for path in profile.trust_roots for cert in _load_roots(path))
-        pattern = re.compile(profile.signer_pattern) if profile.signer_pattern else None
-        return cls(roots, pattern, profile.require_timestamp)
-
-
-def _load_roots(path: Path) -> list[asn1_x509.Certificate]:
-    try:
-        certificates = list(load_certs_from_pemder([str(path)]))  # type: ignore[no-untyped-call]
-    except (OSError, ValueError) as exc:
-        message = _(
-            "Cannot read the trust root file {path}: {error}. Check trust_roots in the "
-            "provider's section: each entry must name a PEM or DER certificate file."
-        ).format(path=path, error=exc)
-        raise TrustRootError(message, key="providers.trust_roots") from exc
-    if not certificates:
-        message = _(
-            "The trust root file {path} contains no certificate. Check trust_roots in the "
-            "provider's section: each entry must name a PEM or DER certificate file."
-        ).format(path=path)
-        raise TrustRootError(message, key="providers.trust_roots")
-    return certificates
 
 
 def verify_pdf_signature(data: bytes, trust: SignatureTrust) -> SignatureVerdict:

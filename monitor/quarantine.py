@@ -24,7 +24,7 @@ from monitor.crashpoints import Step, crash_point
 from monitor.ingest import fill_evidence, quarantine_reason, record_evidence
 from monitor.models import Evidence, MessageClass, StoredMessage
 from monitor.reader_pool import MessageReader
-from monitor.reading import EvidenceRecord, MessageReading
+from monitor.reading_results import EvidenceRecord, MessageReading
 
 log = logging.getLogger(__name__)
 

@@ -10,66 +10,33 @@ Run as ``python -m monitor.read_worker LIMITS_JSON``. It enforces two ceilings o
   ``memory_bytes``. An allocation past it raises MemoryError; the worker replies with the
   limit named and exits, and the pool starts a fresh one.
 
-The parent and a worker exchange pickled frames (8-byte big-endian length, then the pickle)
-over the worker's standard input and output. The worker moves its standard output to
-standard error first, so no library print can corrupt a frame. Both ends are acuse's own
-code, so unpickling a frame runs no foreign pickle. A worker exits when its standard input
-closes, so it never outlives its parent.
+The parent and a worker exchange frames (``monitor.worker_frames``) over the worker's
+standard input and output. The worker moves its standard output to standard error first, so
+no library print can corrupt a frame. A worker exits when its standard input closes, so it
+never outlives its parent.
 """
 
 import logging
 import math
 import os
-import pickle
 import resource
 import signal
-import struct
 import sys
-from typing import IO, Any
+from typing import Any
 
 from config.provider_settings import ProviderProfile, ReadingLimits
 from monitor.limits import Limit
 from monitor.reading import read_message
+from monitor.worker_frames import EOFFrame, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
-_FRAME_HEADER = struct.Struct(">Q")
 _QUIET_LIBRARIES = ("pyhanko", "pyhanko_certvalidator", "dkim", "pypdf")
-
-
-class EOFFrame(EOFError):
-    """The other end closed the stream before a whole frame arrived."""
 
 
 class CpuTimeExceeded(BaseException):
     """SIGXCPU arrived: the message used its CPU time. A BaseException, so that no
     ``except Exception`` in the reader swallows it."""
-
-
-def write_frame(stream: IO[bytes], value: object) -> None:
-    """Write ``value`` as one frame and flush it."""
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_FRAME_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_frame(stream: IO[bytes]) -> Any:
-    """Read one frame; raise EOFFrame when the stream ends first."""
-    header = _read_exactly(stream, _FRAME_HEADER.size)
-    (length,) = _FRAME_HEADER.unpack(header)
-    return pickle.loads(_read_exactly(stream, length))  # noqa: S301 - frames of our own worker
-
-
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    chunks = []
-    remaining = size
-    while remaining:
-        chunk = stream.read(remaining)
-        if not chunk:
-            raise EOFFrame
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def _serve(limits: ReadingLimits) -> None:

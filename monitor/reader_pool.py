@@ -28,7 +28,6 @@ from threading import Lock
 from typing import IO, Any, Protocol
 
 from config.provider_settings import ProviderProfile, ReadingLimits
-from monitor.authenticity import trust_context_for
 from monitor.limits import Limit
 from monitor.mime import (
     addresses_in,
@@ -37,8 +36,9 @@ from monitor.mime import (
     strip_angle_brackets,
 )
 from monitor.models import MessageClass
-from monitor.read_worker import EOFFrame, read_frame, write_frame
-from monitor.reading import MessageReading, QuarantineCode, read_message, unreadable_reading
+from monitor.reading_results import MessageReading, QuarantineCode, unreadable_reading
+from monitor.trust_roots import SignatureTrust
+from monitor.worker_frames import EOFFrame, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +55,6 @@ class MessageReader(Protocol):
     ) -> dict[str, MessageReading]:
         """Read each ``(key, raw)`` with ``profile``; return the readings by key."""
         ...
-
-
-class InProcessReader:
-    """Reads in the calling process, with the size and structure limits but no CPU or memory
-    ceiling. For unit tests and tools that read one trusted file."""
-
-    def __init__(self, limits: ReadingLimits | None = None) -> None:
-        self.limits = limits or ReadingLimits()
-
-    def start(self) -> None:
-        """Nothing to start: reading happens in the calling process."""
-
-    def read_many(
-        self, messages: Sequence[tuple[str, bytes]], profile: ProviderProfile
-    ) -> dict[str, MessageReading]:
-        return {key: read_message(raw, profile, self.limits) for key, raw in messages}
 
 
 @dataclass
@@ -119,7 +103,7 @@ class ReaderPool:
         """
         if not messages:
             return {}
-        trust_context_for(profile)  # a broken trust root fails here, not once per message
+        SignatureTrust.from_profile(profile)  # a broken trust root fails here, not per message
         with self._lock:
             if self._closed:
                 message = "the reader pool is closed"

@@ -24,12 +24,11 @@
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import StrEnum
 
 from config.provider_settings import ProviderProfile, ReadingLimits
-from monitor.authenticity import Authenticity, TrustContext, trust_context_for
+from monitor.authenticity import TrustContext, trust_context_for
 from monitor.certificate_pdf import CertificatePdfReading, PdfDocumentText, read_certificate_pdf
 from monitor.certificate_text import (
     MIN_CERTIFICATE_LABELS,
@@ -38,70 +37,36 @@ from monitor.certificate_text import (
     read_evidence_fields,
 )
 from monitor.cross_checks import CertificateClaims, EmailContext, certificate_problems
-from monitor.dkim_check import DkimVerdict
 from monitor.limits import LimitExceeded, check_raw_message
 from monitor.mime import Attachment, MalformedMessageError, ParsedMessage, parse_message
 from monitor.models import CheckResult, EvidenceKind, MessageClass
-from monitor.pdf_signature import SignatureVerdict
 from monitor.provider import ProviderRules, rules_for
+from monitor.reading_results import (
+    DkimVerdict,
+    EvidenceRecord,
+    MessageReading,
+    QuarantineCode,
+    SignatureVerdict,
+    unreadable_reading,
+)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EvidenceRecord:
-    """The evidence that one certificate or one notice records about one send and recipient.
+class InProcessReader:
+    """Reads in the calling process, with the size and structure limits but no CPU or memory
+    ceiling. For unit tests and tools that read one trusted file."""
 
-    Times are aware and in UTC. ``recipient`` and ``sender`` are lowercased addresses without
-    display names, except that ``sender`` keeps the printed text when it contains no address.
-    ``subject`` and ``original_message_id`` are those of the original send, as the certificate
-    or notice prints them. ``authenticity`` holds the Trust stage's checks and verdict.
-    """
+    def __init__(self, limits: ReadingLimits | None = None) -> None:
+        self.limits = limits or ReadingLimits()
 
-    kind: EvidenceKind
-    source: str
-    certificate_id: str | None
-    sender: str | None
-    recipient: str | None
-    subject: str | None
-    original_message_id: str | None
-    sent_at: datetime | None
-    delivered_at: datetime | None
-    status_text: str | None
-    smtp_code: str | None
-    smtp_detail: str | None
-    reason: str | None
-    content_hash: str | None
-    attachment_name: str | None
-    attachment_sha256: str | None
-    raw_text: str
-    authenticity: Authenticity | None = None
+    def start(self) -> None:
+        """Nothing to start: reading happens in the calling process."""
 
-
-class QuarantineCode(StrEnum):
-    """The reason a message from the provider was quarantined instead of read as evidence."""
-
-    MALFORMED_MESSAGE = "malformed_message"
-    NO_CERTIFICATE = "no_certificate"
-    UNREADABLE_PDF = "unreadable_pdf"
-    MISSING_FIELDS = "missing_fields"
-    READER_ERROR = "reader_error"
-    LIMIT_EXCEEDED = "limit_exceeded"
-    READER_CRASHED = "reader_crashed"
-
-
-@dataclass(frozen=True)
-class MessageReading:
-    """The outcome of reading one message; ``quarantine_*`` is set only when quarantined."""
-
-    classification: MessageClass
-    header_message_id: str | None
-    from_address: str | None
-    subject: str | None
-    date: datetime | None
-    evidence: tuple[EvidenceRecord, ...]
-    quarantine_code: QuarantineCode | None
-    quarantine_detail: str | None
+    def read_many(
+        self, messages: Sequence[tuple[str, bytes]], profile: ProviderProfile
+    ) -> dict[str, MessageReading]:
+        return {key: read_message(raw, profile, self.limits) for key, raw in messages}
 
 
 SOURCE_PDF = "pdf"
@@ -114,7 +79,7 @@ def read_message(
     """Classify ``raw`` and read the evidence it carries; see the module docstring.
 
     ``limits`` defaults to the defaults of ``[limits]``. Raises only
-    monitor.pdf_signature.TrustRootError, for a trust root file that cannot be read, and
+    monitor.trust_roots.TrustRootError, for a trust root file that cannot be read, and
     MemoryError, which the reader process turns into a quarantine.
     """
     limits = limits or ReadingLimits()
@@ -442,17 +407,3 @@ def _reading(
 
 def _unparsed(code: QuarantineCode, detail: str) -> MessageReading:
     return unreadable_reading(code, detail)
-
-
-def unreadable_reading(code: QuarantineCode, detail: str) -> MessageReading:
-    """The reading of a message quarantined before anything of it could be read."""
-    return MessageReading(
-        classification=MessageClass.QUARANTINED,
-        header_message_id=None,
-        from_address=None,
-        subject=None,
-        date=None,
-        evidence=(),
-        quarantine_code=code,
-        quarantine_detail=detail,
-    )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from config.i18n import N_
 from monitor.models import EvidenceKind
-from monitor.reading import QuarantineCode
+from monitor.reading_results import QuarantineCode
 from reconcile.models import SendState
 
 Translate = Callable[[str], str]

@@ -9,7 +9,8 @@ import pytest
 
 from config.provider_settings import ProviderProfile, VerifyPolicy
 from monitor.models import CheckResult, MessageClass, TrustVerdict
-from monitor.reading import MessageReading, read_message
+from monitor.reading import read_message
+from monitor.reading_results import MessageReading
 from tests.evidence_factory import (
     CertificateFields,
     Packaging,

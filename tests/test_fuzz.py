@@ -19,7 +19,8 @@ from config.settings import ProjectView, project_view, settings_from_mapping
 from monitor.certificate_text import count_certificate_labels, read_evidence_fields
 from monitor.mime import MalformedMessageError, ParsedMessage, parse_message
 from monitor.provider import rules_for
-from monitor.reading import MessageReading, read_message
+from monitor.reading import read_message
+from monitor.reading_results import MessageReading
 from monitor.timestamps import parse_printed_time
 from reconcile.send_log import RowError, SendLogError, SendRow, read_send_log
 from tests.evidence_factory import evidence_email, lleida_profile, rejection_email

@@ -16,7 +16,8 @@ from pypdf import PdfReader, PdfWriter
 from config.provider_settings import ReadingLimits
 from monitor.mime import parse_header_date, parse_message
 from monitor.models import MessageClass
-from monitor.reading import MessageReading, QuarantineCode, read_message
+from monitor.reading import read_message
+from monitor.reading_results import MessageReading, QuarantineCode
 from tests.evidence_factory import (
     PROVIDER_FROM,
     CertificateFields,

@@ -11,7 +11,7 @@ from config.settings import ProjectView, project_view, settings_from_mapping
 from monitor.archive import Archive
 from monitor.ingest import IncomingMessage, Ingestor
 from monitor.models import StoredMessage
-from monitor.reader_pool import InProcessReader
+from monitor.reading import InProcessReader
 from tests.evidence_factory import evidence_email, rejection_email
 
 pytestmark = pytest.mark.both_engines

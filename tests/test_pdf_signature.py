@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from monitor.models import CheckResult
-from monitor.pdf_signature import SignatureTrust, TrustRootError, verify_pdf_signature
+from monitor.pdf_signature import verify_pdf_signature
+from monitor.trust_roots import SignatureTrust, TrustRootError
 from tests.evidence_factory import (
     DELIVERY_DELAY,
     SENT_AT,

@@ -12,8 +12,9 @@ from config.settings import project_view, settings_from_mapping
 from monitor.archive import Archive
 from monitor.ingest import IncomingMessage, Ingestor
 from monitor.models import MessageClass, StoredMessage
-from monitor.reader_pool import InProcessReader, ReaderPool, shared_reader_pool
-from monitor.reading import QuarantineCode
+from monitor.reader_pool import ReaderPool, shared_reader_pool
+from monitor.reading import InProcessReader
+from monitor.reading_results import QuarantineCode
 from tests.evidence_factory import PROVIDER_FROM, PdfFile, evidence_email, lleida_profile
 
 # A message whose 150,000 parts take the standard library's parser several seconds of CPU.

@@ -6,12 +6,8 @@ import pytest
 
 import monitor.reading
 from monitor.models import EvidenceKind, MessageClass
-from monitor.reading import (
-    EvidenceRecord,
-    MessageReading,
-    QuarantineCode,
-    read_message,
-)
+from monitor.reading import read_message
+from monitor.reading_results import EvidenceRecord, MessageReading, QuarantineCode
 from tests.evidence_factory import (
     FORWARDER,
     PROVIDER_FROM,

@@ -1,12 +1,18 @@
 """The trust keys of a provider and the [limits] section: validation, defaults, paths."""
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config.errors import ConfigError
-from config.provider_settings import ReadingLimits, VerifyPolicy
+from config.provider_settings import (
+    MAX_DEFAULT_WORKERS,
+    ReadingLimits,
+    VerifyPolicy,
+    default_reader_workers,
+)
 from config.settings import project_view, settings_from_mapping
 
 
@@ -60,7 +66,61 @@ def test_limits_defaults() -> None:
     limits = ReadingLimits()
 
     assert limits.max_message_bytes == 40 * 2**20
-    assert limits.workers == 1
+    assert limits.workers == default_reader_workers()
+
+
+@pytest.mark.parametrize(
+    ("usable", "expected"), [(1, 1), (2, 2), (4, 4), (64, MAX_DEFAULT_WORKERS)]
+)
+def test_default_workers_follow_affinity(
+    monkeypatch: pytest.MonkeyPatch, usable: int, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(usable)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+
+    assert ReadingLimits().workers == expected
+
+
+def test_default_workers_without_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+
+    assert default_reader_workers() == 3
+
+
+def test_default_workers_when_affinity_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def blocked(_pid: int) -> set[int]:
+        raise PermissionError("sched_getaffinity blocked by a seccomp filter")
+
+    monkeypatch.setattr(os, "sched_getaffinity", blocked, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+
+    assert default_reader_workers() == MAX_DEFAULT_WORKERS
+
+
+def test_default_workers_with_unknown_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+
+    assert default_reader_workers() == 1
+
+
+def test_configured_workers_override_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+
+    settings = settings_from_mapping({"limits": {"workers": 32}}, tmp_path)
+
+    assert settings.limits.workers == 32
+
+
+@pytest.mark.parametrize("workers", [0, 33])
+def test_workers_out_of_range_named(tmp_path: Path, workers: int) -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings_from_mapping({"limits": {"workers": workers}}, tmp_path)
+
+    assert raised.value.key == "limits.workers"
 
 
 def test_invalid_limit_named(tmp_path: Path) -> None:

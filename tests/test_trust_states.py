@@ -11,7 +11,7 @@ from config.settings import ProjectView, project_view, settings_from_mapping
 from monitor.archive import Archive
 from monitor.ingest import IncomingMessage, Ingestor
 from monitor.models import CheckResult, Evidence, EvidenceKind, TrustVerdict
-from monitor.reader_pool import InProcessReader
+from monitor.reading import InProcessReader
 from reconcile.models import MatchRule, Send, SendState
 from reconcile.reconciliation import reconcile_project, subject_normalizer
 from tests.evidence_factory import signed_evidence_email
