@@ -15,7 +15,7 @@ from threading import Lock
 
 from config.provider_settings import ProviderProfile, VerifyPolicy
 from monitor.dkim_check import DkimKeys, verify_dkim
-from monitor.models import CheckResult, TrustVerdict
+from monitor.outcomes import CheckResult, TrustVerdict
 from monitor.pdf_signature import verify_pdf_signature
 from monitor.reading_results import Authenticity, DkimVerdict, SignatureVerdict
 from monitor.trust_roots import SignatureTrust

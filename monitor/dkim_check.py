@@ -23,7 +23,7 @@ from dkim.util import InvalidTagValueList, parse_tag_value
 
 from config.i18n import N_
 from config.provider_settings import ProviderProfile
-from monitor.models import CheckResult
+from monitor.outcomes import CheckResult
 from monitor.provider import address_domain
 from monitor.reading_results import DkimVerdict
 

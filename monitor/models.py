@@ -1,51 +1,29 @@
 """Tables of the monitor stage: the message ledger, IMAP cursors and the evidence read."""
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from config.database import UTCDateTime, enum_type
+from monitor.outcomes import CheckResult, EvidenceKind, MessageClass, TrustVerdict
+
+# The enums are re-exported, since the rest of acuse imports them with the tables.
+__all__ = [
+    "CheckResult",
+    "Evidence",
+    "EvidenceKind",
+    "ImapNumber",
+    "MailboxCursor",
+    "MailboxHealth",
+    "MessageClass",
+    "StoredMessage",
+    "TrustVerdict",
+]
 
 # IMAP UIDs and UIDVALIDITY values are unsigned 32-bit numbers (RFC 9051, section 2.3.1.1), so
 # they need more than PostgreSQL's signed 32-bit integer. SQLite's INTEGER already holds 64 bits.
 ImapNumber = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class MessageClass(StrEnum):
-    """What a stored message turned out to be."""
-
-    EVIDENCE = "evidence"
-    UNRELATED = "unrelated"
-    QUARANTINED = "quarantined"
-
-
-class EvidenceKind(StrEnum):
-    """What a piece of evidence says happened to one send and recipient."""
-
-    DELIVERED = "delivered"
-    DELIVERY_FAILED = "delivery_failed"
-    REJECTED = "rejected"
-
-
-class CheckResult(StrEnum):
-    """The outcome of one authenticity check on one piece of evidence."""
-
-    PASS = "pass"  # noqa: S105 - a check result, not a password
-    FAIL = "fail"
-    NONE = "none"  # nothing to check: the message or PDF carries no signature
-    OFF = "off"  # the provider's policy turns the check off
-    NOT_APPLICABLE = "not_applicable"  # a notice without a PDF has no PDF signature
-
-
-class TrustVerdict(StrEnum):
-    """Whether evidence may count, after its checks were judged by the provider's policy."""
-
-    VERIFIED = "verified"  # every check that ran passed
-    WARNING = "warning"  # a check failed under the warn policy; the evidence still counts
-    UNVERIFIED = "unverified"  # a check failed under the require policy; it never counts
-    UNCHECKED = "unchecked"  # the policy turned every check off
 
 
 class StoredMessage(SQLModel, table=True):

@@ -31,7 +31,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 from pyhanko_certvalidator import ValidationContext
 
 from config.i18n import N_
-from monitor.models import CheckResult
+from monitor.outcomes import CheckResult
 from monitor.reading_results import SignatureVerdict
 from monitor.trust_roots import SignatureTrust
 

@@ -35,7 +35,7 @@ from monitor.mime import (
     parse_header_date,
     strip_angle_brackets,
 )
-from monitor.models import MessageClass
+from monitor.outcomes import MessageClass
 from monitor.reading_results import MessageReading, QuarantineCode, unreadable_reading
 from monitor.trust_roots import SignatureTrust
 from monitor.worker_frames import EOFFrame, read_frame, write_frame

@@ -39,7 +39,7 @@ from monitor.certificate_text import (
 from monitor.cross_checks import CertificateClaims, EmailContext, certificate_problems
 from monitor.limits import LimitExceeded, check_raw_message
 from monitor.mime import Attachment, MalformedMessageError, ParsedMessage, parse_message
-from monitor.models import CheckResult, EvidenceKind, MessageClass
+from monitor.outcomes import CheckResult, EvidenceKind, MessageClass
 from monitor.provider import ProviderRules, rules_for
 from monitor.reading_results import (
     DkimVerdict,

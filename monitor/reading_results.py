@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.models import CheckResult, EvidenceKind, MessageClass, TrustVerdict
+from monitor.outcomes import CheckResult, EvidenceKind, MessageClass, TrustVerdict
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,15 @@ def test_ingest_reads_only_in_workers(tmp_path: Path) -> None:
     assert evidence.trust_verdict is TrustVerdict.VERIFIED
     assert evidence.signature_result is CheckResult.PASS
     assert evidence.signature_time is not None
+
+
+def test_reader_worker_imports_no_database_library() -> None:
+    script = "import sys, monitor.read_worker; print(' '.join(sorted(sys.modules)))"
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    modules = set(output.split())
+
+    assert "monitor.reading" in modules
+    assert "sqlalchemy" not in modules
+    assert "sqlmodel" not in modules
