@@ -35,6 +35,7 @@ from sqlalchemy import (
     Executable,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -43,6 +44,8 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col
 
 from config.database import Database, update_rows, utcnow
@@ -78,7 +81,7 @@ _SUBJECT_CACHE_SIZE = 100_000
 
 @dataclass
 class ReconcileSummary:
-    """What one pass did for one project; ``count_states`` gives the resulting states."""
+    """The counts of one pass over one project; ``count_states`` gives the resulting states."""
 
     project: str
     as_of: datetime
@@ -229,12 +232,18 @@ class _LinkWriter:
 
     Links are written by a background thread while matching goes on, since the database
     driver releases the GIL while it executes: on SQLite, writing links costs about as much as
-    a third of the matching. The pass's session is used by one thread at a time, because every
-    other use of it first waits for the write in progress (``wait``).
+    a third of the matching. The same thread then stores the state of the sends just linked
+    with ``linked_states``, so the pass's closing state update finds them done. A linked send
+    keeps its link to the end of the pass, so that state is final. The pass's session is used
+    by one thread at a time, because every other use of it first waits for the write in
+    progress (``wait``).
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, linked_states: Update) -> None:
         self.session = session
+        self.linked_states = linked_states
+        # The number of sends whose state the writer thread changed, valid after ``wait``.
+        self.state_changes = 0
         self.links: list[tuple[int, int, str]] = []
         self.ambiguous: list[tuple[int, list[int]]] = []
         self.matched = 0
@@ -259,9 +268,7 @@ class _LinkWriter:
         if self.links:
             links, self.links = self.links, []
             connection = self.session.connection()
-            self._pending = self._executor.submit(
-                update_rows, connection, _SEND_TABLE, ("evidence_id", "match_rule"), links
-            )
+            self._pending = self._executor.submit(self._write_links, connection, links)
             self.matched += len(links)
         if not self.ambiguous:
             return
@@ -279,6 +286,12 @@ class _LinkWriter:
         self.ambiguous_count += len(self.ambiguous)
         self.ambiguous = []
         self.session.flush()
+
+    def _write_links(self, connection: Connection, links: list[tuple[int, int, str]]) -> None:
+        update_rows(connection, _SEND_TABLE, ("evidence_id", "match_rule"), links)
+        send_ids = [send_id for send_id, _evidence_id, _rule in links]
+        result = connection.execute(self.linked_states, {"send_ids": send_ids})
+        self.state_changes += int(getattr(result, "rowcount", 0) or 0)
 
     def wait(self) -> None:
         """Wait for the write in progress, raising its error."""
@@ -467,14 +480,22 @@ def release_evidence(session: Session, evidence_ids: list[int]) -> None:
 
 def update_states(session: Session, project: ProjectView, as_of: datetime, now: datetime) -> int:
     """Store each send's state at ``as_of``; return how many sends changed state."""
-    new_state = state_expression(as_of, project.missing_after)
     changed = session.execute(
+        _state_update(project, as_of, now).where(col(Send.project) == project.code)
+    )
+    return int(getattr(changed, "rowcount", 0) or 0)
+
+
+def _state_update(project: ProjectView, as_of: datetime, now: datetime) -> Update:
+    """Build an UPDATE that stores the state at ``as_of`` where it changed, for the caller to
+    narrow to some sends."""
+    new_state = state_expression(as_of, project.missing_after)
+    return (
         update(Send)
-        .where(col(Send.project) == project.code, col(Send.state) != new_state)
+        .where(col(Send.state) != new_state)
         .values(state=new_state, state_changed_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(changed, "rowcount", 0) or 0)
 
 
 def count_states(session: Session, project: str) -> dict[SendState, int]:
@@ -543,12 +564,16 @@ def _match_pass(
     rules: _Rules,
     summary: ReconcileSummary,
     *,
+    linked_states: Update,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Match the sends of ``rules.scope`` afresh in both rounds and count the outcome."""
+    """Match the sends of ``rules.scope`` afresh in both rounds and count the outcome.
+
+    ``linked_states`` stores the state of the sends that its ``send_ids`` name.
+    """
     _forget_matches(writer_session, project.code, rules.scope)
     writer_session.flush()
-    writer = _LinkWriter(writer_session)
+    writer = _LinkWriter(writer_session, linked_states)
     try:
         for trusted in (True, False):
             _match_round(database, writer, project, rules, trusted=trusted, progress=progress)
@@ -556,6 +581,7 @@ def _match_pass(
         writer.close()
     summary.matched = writer.matched
     summary.ambiguous = writer.ambiguous_count
+    summary.state_changes = writer.state_changes
 
 
 def reconcile_project(
@@ -592,11 +618,22 @@ def reconcile_project(
                 Window(project.match_window_before, project.match_window_after),
                 recipients,
             )
-            _match_pass(database, writer_session, project, rules, summary, progress=progress)
+            linked_states = _state_update(project, as_of, now).where(
+                col(Send.id).in_(bindparam("send_ids", expanding=True))
+            )
+            _match_pass(
+                database,
+                writer_session,
+                project,
+                rules,
+                summary,
+                linked_states=linked_states,
+                progress=progress,
+            )
             if recipients is None:
-                summary.state_changes = update_states(writer_session, project, as_of, now)
+                summary.state_changes += update_states(writer_session, project, as_of, now)
             else:
-                summary.state_changes = update_open_states(
+                summary.state_changes += update_open_states(
                     writer_session, project, as_of, now, rejudged=recipients
                 )
 

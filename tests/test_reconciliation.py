@@ -138,6 +138,21 @@ def test_failure_and_rejection_states(database: Database, project: ProjectView) 
     assert load_send(database, rejected_id).state == SendState.REJECTED
 
 
+def test_full_pass_counts_each_state_change_once(database: Database, project: ProjectView) -> None:
+    certified_id = add_send(database)
+    missing_id = add_send(database, recipient="luis@example.com")
+    pending_id = add_send(database, recipient="eva@example.com", sent_at=SENT + timedelta(hours=9))
+    add_evidence(database)
+
+    summary = reconcile_project(database, project, str.casefold, as_of=SENT + timedelta(hours=10))
+
+    assert summary.matched == 1
+    assert summary.state_changes == 2
+    assert load_send(database, certified_id).state == SendState.CERTIFIED
+    assert load_send(database, missing_id).state == SendState.MISSING
+    assert load_send(database, pending_id).state == SendState.PENDING
+
+
 def test_second_pass_changes_nothing(database: Database, project: ProjectView) -> None:
     add_send(database)
     add_evidence(database)
