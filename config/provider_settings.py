@@ -6,10 +6,12 @@ override any key under ``[providers.NAME]``.
 
 import os
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from threading import Lock
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -176,3 +178,33 @@ def builtin_provider(name: str) -> dict[str, Any]:
 def builtin_provider_names() -> list[str]:
     """Names of the providers acuse ships a profile for."""
     return sorted(path.stem for path in BUILTIN_PROVIDERS_DIR.glob("*.toml"))
+
+
+_Built = TypeVar("_Built")
+
+
+class ProfileCache(Generic[_Built]):
+    """Values built from provider profiles, one per profile object, for the latest few.
+
+    Each entry keeps the profile itself next to its value, so the id that keys it is never
+    reused while the entry lives. Thread-safe.
+    """
+
+    def __init__(self, build: Callable[[ProviderProfile], _Built], size: int = 16) -> None:
+        self._build = build
+        self._size = size
+        self._entries: dict[int, tuple[ProviderProfile, _Built]] = {}
+        self._lock = Lock()
+
+    def get(self, profile: ProviderProfile) -> _Built:
+        """Return the value of ``profile``, building it on first use."""
+        with self._lock:
+            entry = self._entries.get(id(profile))
+            if entry is not None and entry[0] is profile:
+                return entry[1]
+
+            value = self._build(profile)
+            if len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[id(profile)] = (profile, value)
+            return value

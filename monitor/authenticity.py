@@ -11,18 +11,15 @@ evidence never certifies a send. It is WARNING when only checks under ``warn`` d
 when every check is off, and VERIFIED otherwise.
 """
 
-from threading import Lock
-
-from config.provider_settings import ProviderProfile, VerifyPolicy
+from config.provider_settings import ProfileCache, ProviderProfile, VerifyPolicy
 from monitor.dkim_check import DkimKeys, verify_dkim
 from monitor.outcomes import CheckResult, TrustVerdict
 from monitor.pdf_signature import verify_pdf_signature
 from monitor.reading_results import Authenticity, DkimVerdict, SignatureVerdict
-from monitor.trust_roots import SignatureTrust
+from monitor.trust_roots import signature_trust_for
 
 _FAILED = frozenset({CheckResult.FAIL, CheckResult.NONE})
 _POLICY_ORDER = (VerifyPolicy.OFF, VerifyPolicy.WARN, VerifyPolicy.REQUIRE)
-_CACHE_SIZE = 16
 
 
 class TrustContext:
@@ -35,7 +32,7 @@ class TrustContext:
             self.dkim_policy, self.signature_policy, key=_POLICY_ORDER.index
         )
         self.keys = DkimKeys.from_profile(profile)
-        self.signature_trust = SignatureTrust.from_profile(profile)
+        self.signature_trust = signature_trust_for(profile)
 
     def check_dkim(self, raw: bytes, from_address: str | None) -> DkimVerdict:
         """Verify the DKIM signature of the provider message ``raw``, unless the policy is off."""
@@ -95,8 +92,7 @@ def _verdict(
     return TrustVerdict.VERIFIED, ()
 
 
-_cache: dict[int, tuple[ProviderProfile, TrustContext]] = {}
-_cache_lock = Lock()
+_contexts = ProfileCache(TrustContext)
 
 
 def trust_context_for(profile: ProviderProfile) -> TrustContext:
@@ -104,13 +100,4 @@ def trust_context_for(profile: ProviderProfile) -> TrustContext:
 
     Raises monitor.trust_roots.TrustRootError when a trust root file cannot be read.
     """
-    with _cache_lock:
-        entry = _cache.get(id(profile))
-        if entry is not None and entry[0] is profile:
-            return entry[1]
-
-        context = TrustContext(profile)
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[id(profile)] = (profile, context)
-        return context
+    return _contexts.get(profile)

@@ -44,7 +44,7 @@ from monitor.models import (
 )
 from monitor.reader_pool import MessageReader, shared_reader_pool
 from monitor.reading_results import Authenticity, EvidenceRecord, MessageReading
-from monitor.trust_roots import SignatureTrust
+from monitor.trust_roots import signature_trust_for
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Ingestor:
         self.archive = archive
         self.project = project
         self.reader = reader or shared_reader_pool(project.limits)
-        SignatureTrust.from_profile(project.provider)
+        signature_trust_for(project.provider)
 
     def ingest_batch(
         self, messages: list[IncomingMessage], cursor: CursorMove | None = None

@@ -11,10 +11,9 @@ import unicodedata
 from collections.abc import Iterable
 from email.utils import getaddresses
 from enum import StrEnum
-from threading import Lock
 from zoneinfo import ZoneInfo
 
-from config.provider_settings import ProviderLabels, ProviderProfile
+from config.provider_settings import ProfileCache, ProviderLabels, ProviderProfile
 
 # A domain acuse accepts as a provider's: ASCII letters, digits and hyphens in dot-separated
 # labels. Anything else (Unicode look-alikes, full-width dots) is never the provider.
@@ -23,7 +22,6 @@ _ASCII_DOMAIN = re.compile(rf"^{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})+$")
 _WHITESPACE = re.compile(r"\s+")
 _TYPOGRAPHIC_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _MAX_PREFIX_ROUNDS = 32
-_CACHE_SIZE = 16
 
 
 class LabelField(StrEnum):
@@ -181,26 +179,12 @@ class ProviderRules:
         return self._labels.get(fold_label(label))
 
 
-_cache: dict[int, tuple[ProviderProfile, ProviderRules]] = {}
-_cache_lock = Lock()
+_rules = ProfileCache(ProviderRules)
 
 
 def rules_for(profile: ProviderProfile) -> ProviderRules:
-    """Return the compiled rules of ``profile``, compiling them on first use.
-
-    The cache keeps the profile itself next to its rules, so an id is never reused while its
-    entry lives, and it keeps the most recent few profiles.
-    """
-    with _cache_lock:
-        entry = _cache.get(id(profile))
-        if entry is not None and entry[0] is profile:
-            return entry[1]
-
-        rules = ProviderRules(profile)
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[id(profile)] = (profile, rules)
-        return rules
+    """Return the compiled rules of ``profile``, compiling them on first use."""
+    return _rules.get(profile)
 
 
 def normalize_subject(subject: str, profile: ProviderProfile) -> str:

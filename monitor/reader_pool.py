@@ -37,7 +37,7 @@ from monitor.mime import (
 )
 from monitor.outcomes import MessageClass
 from monitor.reading_results import MessageReading, QuarantineCode, unreadable_reading
-from monitor.trust_roots import SignatureTrust
+from monitor.trust_roots import signature_trust_for
 from monitor.worker_frames import EOFFrame, read_frame, write_frame
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ReaderPool:
         """
         if not messages:
             return {}
-        SignatureTrust.from_profile(profile)  # a broken trust root fails here, not per message
+        signature_trust_for(profile)  # a broken trust root fails here, not per message
         with self._lock:
             if self._closed:
                 message = "the reader pool is closed"

@@ -14,7 +14,7 @@ from asn1crypto import x509 as asn1_x509
 
 from config.errors import ConfigError
 from config.i18n import _
-from config.provider_settings import ProviderProfile
+from config.provider_settings import ProfileCache, ProviderProfile
 
 
 class TrustRootError(ConfigError):
@@ -35,6 +35,17 @@ class SignatureTrust:
         roots = tuple(cert for path in profile.trust_roots for cert in _load_roots(path))
         pattern = re.compile(profile.signer_pattern) if profile.signer_pattern else None
         return cls(roots, pattern, profile.require_timestamp)
+
+
+_trusts = ProfileCache(SignatureTrust.from_profile)
+
+
+def signature_trust_for(profile: ProviderProfile) -> SignatureTrust:
+    """Return the signature trust of ``profile``, loading its trust roots on first use.
+
+    Raises TrustRootError for an unreadable file.
+    """
+    return _trusts.get(profile)
 
 
 def _load_roots(path: Path) -> list[asn1_x509.Certificate]:

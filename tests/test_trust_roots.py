@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from pyhanko.keys import load_certs_from_pemder
 
-from monitor.trust_roots import SignatureTrust, TrustRootError, certificates_in
+from monitor.trust_roots import SignatureTrust, TrustRootError, certificates_in, signature_trust_for
 from tests.trust_pki import invented_pki, trusted_profile
 
 
@@ -78,3 +78,16 @@ def test_damaged_der_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(TrustRootError, match=r"Cannot read the trust root file .*damaged\.der"):
         SignatureTrust.from_profile(trusted_profile(tmp_path, trust_roots=[str(damaged)]))
+
+
+def test_signature_trust_loaded_once_per_profile(tmp_path: Path) -> None:
+    profile = trusted_profile(tmp_path)
+    other = trusted_profile(tmp_path)
+
+    first = signature_trust_for(profile)
+
+    assert signature_trust_for(profile) is first
+    assert signature_trust_for(other) is not first
+    assert [root.dump() for root in signature_trust_for(other).roots] == [
+        root.dump() for root in first.roots
+    ]
