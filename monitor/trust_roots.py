@@ -23,7 +23,8 @@ class TrustRootError(ConfigError):
 
 @dataclass(frozen=True)
 class SignatureTrust:
-    """What a valid signature must chain to and look like, for one provider."""
+    """The requirements a certificate PDF's signature must meet for one provider: its roots,
+    its signer pattern and whether it needs a timestamp."""
 
     roots: tuple[asn1_x509.Certificate, ...]
     signer_pattern: re.Pattern[str] | None

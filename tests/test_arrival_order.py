@@ -321,7 +321,7 @@ def outcome(
 ) -> dict[str, tuple[SendState, tuple[str, ...]]]:
     """Each send's state and the evidence it is ambiguous between, described by content.
 
-    Identical pieces of evidence cannot be told apart, so which of them a tie gives to a send
+    Identical pieces of evidence are indistinguishable, so which of them a tie gives to a send
     may follow arrival. Comparing their contents instead of their labels ignores that choice.
     """
     content = {row.label: repr(replace(row, label="")) for row in evidence}
